@@ -1,0 +1,165 @@
+"""The `pseidon-dagster` command."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from .core import config as config_mod
+
+
+def _settings(args):
+    return config_mod.load(args.config)
+
+
+def _store(settings):
+    from .core.offsets import OffsetStore, connect
+
+    return OffsetStore(connect(settings.redis), settings.etl_group)
+
+
+def _table(settings):
+    from .core.logtable import LogTable
+
+    return LogTable.from_url(settings.etl_db_url)
+
+
+def cmd_ingest(args) -> int:
+    from .core.ingest import ingest
+
+    settings = _settings(args)
+    spec = _table(settings).get(args.log, settings.etl_group)
+    register = None
+    if spec.hive_url and not args.no_hive:
+        from .core.catalog import registrar_for
+
+        register = registrar_for(settings, spec)
+    result = ingest(settings, spec, _store(settings), register=register)
+    print(result.to_json())
+    return 0
+
+
+def cmd_services(args) -> int:
+    from .core import services
+
+    state = Path(args.state_dir)
+    if args.action == "up":
+        for info in services.up(state, args.kafka_port, args.redis_port, args.hive_port):
+            how = "started" if info["started"] else "already running"
+            print(f"{info['name']:6} 127.0.0.1:{info['port']}  {how}")
+    elif args.action == "down":
+        print("stopped: " + (", ".join(services.down(state)) or "nothing"))
+    else:
+        for name, port in (("kafka", args.kafka_port), ("redis", args.redis_port), ("hive", args.hive_port)):
+            if port:
+                print(f"{name:6} 127.0.0.1:{port}  {'up' if services.port_open(port) else 'down'}")
+    return 0
+
+
+def cmd_logs(args) -> int:
+    from .core.logtable import create_table
+
+    settings = _settings(args)
+    table = _table(settings)
+    if args.action == "init":
+        create_table(table.engine, with_date_format=args.with_date_format)
+        print(f"pseidon_logs ready in {table.engine.url.render_as_string(hide_password=True)}")
+        return 0
+    good, bad = table.logs(settings.etl_group)
+    for spec in good:
+        print(f"{spec.log:30} {spec.format:40} {spec.output_format:8} {spec.base_partition}/{spec.log_partition}")
+    for err in bad:
+        print(f"ERROR {err}", file=sys.stderr)
+    return 1 if bad else 0
+
+
+def cmd_offsets(args) -> int:
+    from .core.kafka import KafkaSource
+
+    settings = _settings(args)
+    store = _store(settings)
+    if args.action == "show":
+        marks = KafkaSource(settings).watermarks(args.log)
+        stored = store.get(args.log, sorted(marks))
+        plan = store.load_plan(args.log)
+        out = {str(p): {"stored": stored[p], "low": lo, "high": hi,
+                        "lag": (hi - stored[p]) if stored[p] is not None else None}
+               for p, (lo, hi) in sorted(marks.items())}
+        print(json.dumps({"log": args.log, "partitions": out, "plan": json.loads(plan.to_json()) if plan else None},
+                         indent=2))
+        return 0
+    # reset
+    marks = KafkaSource(settings).watermarks(args.log)
+    parts = [args.partition] if args.partition is not None else sorted(marks)
+    new = {}
+    for p in parts:
+        lo, hi = marks[p]
+        new[p] = lo if args.to == "earliest" else hi if args.to == "latest" else int(args.to)
+    store.set(args.log, new)
+    store.clear_plan(args.log)
+    print(json.dumps({"log": args.log, "offsets": {str(p): o for p, o in new.items()}}))
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from .demo import main as demo_main
+
+    return demo_main(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="pseidon-dagster", description=__doc__)
+    ap.add_argument("-v", "--verbose", action="store_true")
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    def with_config(p):
+        p.add_argument("--config", help="pseidon.edn (default: $PSEIDON_CONF, else /opt/pseidon-etl/conf/pseidon.edn)")
+        return p
+
+    p = with_config(sub.add_parser("ingest", help="run one micro-batch of one log and print a JSON summary"))
+    p.add_argument("log")
+    p.add_argument("--no-hive", action="store_true", help="skip Hive partition registration")
+    p.set_defaults(fn=cmd_ingest)
+
+    p = sub.add_parser("services", help="start/stop tansu, Redis (and Hive) on loopback for the demo and tests")
+    p.add_argument("action", choices=["up", "down", "status"])
+    p.add_argument("--state-dir", default="var/services")
+    p.add_argument("--kafka-port", type=int, default=19092)
+    p.add_argument("--redis-port", type=int, default=6379)
+    p.add_argument("--hive-port", type=int, default=None)
+    p.set_defaults(fn=cmd_services)
+
+    p = with_config(sub.add_parser("logs", help="create or list the pseidon_logs table"))
+    p.add_argument("action", choices=["init", "list"])
+    p.add_argument("--with-date-format", action="store_true", help="add the optional date_format column")
+    p.set_defaults(fn=cmd_logs)
+
+    p = with_config(sub.add_parser("offsets", help="show or reset a log's Redis offsets"))
+    p.add_argument("action", choices=["show", "reset"])
+    p.add_argument("log")
+    p.add_argument("--partition", type=int)
+    p.add_argument("--to", default="latest", help="earliest, latest or an offset (reset)")
+    p.set_defaults(fn=cmd_offsets)
+
+    p = with_config(sub.add_parser("demo", help="embedded stack + sample data + one sensor tick through Dagster"))
+    p.set_defaults(fn=cmd_demo)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    try:
+        return args.fn(args)
+    except Exception as e:  # noqa: BLE001 - one clear line for the user, the traceback with -v
+        if args.verbose:
+            raise
+        print(f"pseidon-dagster {args.command}: {type(e).__name__}: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

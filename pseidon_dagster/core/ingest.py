@@ -1,0 +1,412 @@
+"""One micro-batch run of one log:  plan -> read -> parse -> route -> write -> publish -> register -> commit.
+
+Exactly-once files:
+- The plan (per Kafka partition [start, end)) is stored in Redis before reading; a failed run's retry replays it.
+- Each partition's range is cut into segments deterministically (by bytes per file and open files, never by wall
+  clock), and each segment's messages fan out to one file per event-time hour. Every file is named after its hour,
+  partition and segment [start, end), so a replay produces the same names and overwrites: no duplicates.
+- Files are written under a hidden temporary name and published by rename.
+- Offsets are committed to Redis only after every file is published and its partitions registered.
+"""
+from __future__ import annotations
+
+import base64
+import dataclasses
+import json
+import logging
+import time
+import uuid
+from typing import Callable
+
+from confluent_kafka import KafkaError, TopicPartition
+
+from .config import Settings
+from .formats import MessageError, build_parser
+from .kafka import KafkaSource, KafkaUnavailable
+from .logtable import LogSpec
+from .offsets import OffsetError, OffsetStore, Plan, now_ms
+from .partitioning import FIRST_HOUR, HOUR_MS, LAST_HOUR, FileName, partition_dir
+from .storage import Storage
+from .writers import EXTENSIONS, open_text
+
+log = logging.getLogger(__name__)
+
+FLUSH_BYTES = 1 << 20
+QUARANTINE_EXT = "jsonl.gz"
+
+
+class IngestError(RuntimeError):
+    pass
+
+
+class ReadStalled(IngestError):
+    pass
+
+
+@dataclasses.dataclass
+class FileInfo:
+    path: str
+    kind: str  # "data" | "quarantine"
+    hour: int
+    partition: int
+    start: int
+    end: int
+    records: int
+    raw_bytes: int
+    bytes: int
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass
+class IngestResult:
+    log: str
+    plan_id: str | None = None
+    replayed: bool = False
+    read: int = 0
+    written: int = 0
+    filtered: int = 0
+    quarantined: int = 0
+    files: list[FileInfo] = dataclasses.field(default_factory=list)
+    offsets: dict[int, tuple[int, int]] = dataclasses.field(default_factory=dict)
+    lost: dict[int, tuple[int, int]] = dataclasses.field(default_factory=dict)
+    seconds: float = 0.0
+    committed: bool = False
+    lag_after: int | None = None
+    registered: list[str] = dataclasses.field(default_factory=list)
+    quarantine_reasons: dict[str, int] = dataclasses.field(default_factory=dict)
+
+    @property
+    def bytes(self) -> int:
+        return sum(f.bytes for f in self.files)
+
+    @property
+    def data_files(self) -> list[FileInfo]:
+        return [f for f in self.files if f.kind == "data"]
+
+    @property
+    def hours(self) -> list[int]:
+        return sorted({f.hour for f in self.data_files})
+
+    def to_dict(self) -> dict:
+        return {
+            "log": self.log, "plan_id": self.plan_id, "replayed": self.replayed,
+            "read": self.read, "written": self.written, "filtered": self.filtered, "quarantined": self.quarantined,
+            "files": [f.path for f in self.files], "file_count": len(self.files), "bytes": self.bytes,
+            "offsets": {str(p): list(r) for p, r in sorted(self.offsets.items())},
+            "lost": {str(p): list(r) for p, r in sorted(self.lost.items())},
+            "seconds": round(self.seconds, 3), "committed": self.committed, "lag_after": self.lag_after,
+            "registered": self.registered, "quarantine_reasons": self.quarantine_reasons,
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+
+class _Bucket:
+    """Lines for one (partition, hour) file of the current segment."""
+
+    __slots__ = ("hour", "lines", "size", "flushed", "records", "file", "tmp")
+
+    def __init__(self, hour: int):
+        self.hour = hour
+        self.lines: list[bytes] = []
+        self.size = 0
+        self.flushed = 0
+        self.records = 0
+        self.file = None
+        self.tmp = None
+
+
+class _Sink:
+    """Writes the buckets of one kind (data or quarantine) of one log, and publishes them at segment cuts."""
+
+    def __init__(self, kind: str, root: str, spec: LogSpec, codec: str, ext: str, settings: Settings):
+        self.kind = kind
+        self.storage, self.root = Storage.for_path(root)
+        self.spec = spec
+        self.codec = codec
+        self.ext = ext
+        self.settings = settings
+        self.published: list[FileInfo] = []
+        self._dirs: set[str] = set()
+
+    def _dir(self, hour: int) -> str:
+        d = partition_dir(self.root, self.spec.log_partition, hour, self.spec.hourly)
+        if d not in self._dirs:
+            self.storage.makedirs(d)
+            self._dirs.add(d)
+        return d
+
+    def flush(self, b: _Bucket, partition: int, seg_start: int) -> None:
+        if b.file is None:
+            d = self._dir(b.hour)
+            b.tmp = f"{d}/.{self.spec.log}.h{b.hour}.p{partition}.o{seg_start}.{self.ext}.tmp"
+            w = self.settings.writer
+            b.file = open_text(self.storage.open_output(b.tmp), self.codec, w.gzip_level, w.zstd_level)
+        if b.lines:
+            b.file.write(b"".join(b.lines))
+            b.lines.clear()
+        b.flushed = b.size
+
+    def close(self, b: _Bucket, partition: int, seg_start: int, seg_end: int) -> FileInfo:
+        self.flush(b, partition, seg_start)
+        b.file.close()
+        name = FileName(self.spec.log, b.hour, partition, seg_start, seg_end, self.ext)
+        final = f"{self._dir(b.hour)}/{name}"
+        self.storage.publish(b.tmp, final)
+        info = FileInfo(final, self.kind, b.hour, partition, seg_start, seg_end, b.records, b.size,
+                        self.storage.size(final))
+        self.published.append(info)
+        return info
+
+    def abort(self, b: _Bucket) -> None:
+        try:
+            if b.file is not None:
+                b.file.close()
+        except Exception:  # noqa: BLE001 - best effort cleanup of a failed run
+            pass
+        if b.tmp:
+            self.storage.delete(b.tmp)
+
+
+class Ingestor:
+    """Runs one log once. Construct per run; not thread-safe."""
+
+    def __init__(self, settings: Settings, spec: LogSpec, store: OffsetStore, kafka: KafkaSource | None = None,
+                 *, register: Callable[[IngestResult], list[str]] | None = None,
+                 before_commit: Callable[[IngestResult], None] | None = None):
+        self.settings = settings
+        self.spec = spec
+        self.store = store
+        self.kafka = kafka or KafkaSource(settings)
+        self.register = register
+        self.before_commit = before_commit
+
+    # plan -----------------------------------------------------------------------------------------------------
+    def plan(self) -> tuple[Plan | None, bool]:
+        """The plan to run: a stored one (replayed) or a new one. None when there is nothing to read."""
+        topic = self.spec.topic
+        stored = self.store.load_plan(topic)
+        if stored is not None:
+            committed = self.store.get(topic, list(stored.ranges))
+            if all(committed.get(p) is not None and committed[p] >= e for p, (_, e) in stored.ranges.items()):
+                log.info("plan %s of %s was already committed; clearing it", stored.plan_id, topic)
+                self.store.clear_plan(topic)
+            else:
+                log.warning("replaying stored plan %s of %s (a previous run did not commit)", stored.plan_id, topic)
+                return stored, True
+        parts = self.kafka.partitions(topic)
+        marks = self.kafka.watermarks(topic, parts)
+        current = self.store.get(topic, parts)
+        ranges, lost, initial = {}, {}, {}
+        cap = self.settings.max_offsets_per_partition
+        for p in parts:
+            lo, hi = marks[p]
+            cur = current.get(p)
+            if cur is None:
+                cur = lo if self.settings.kafka_use_earliest else hi
+                initial[p] = cur
+            if cur < lo:
+                lost[p] = (cur, lo)
+                log.error("LOST DATA: %s[%d] offsets %d..%d expired from Kafka before they were read; "
+                          "continuing from %d", topic, p, cur, lo - 1, lo)
+                cur = lo
+            if cur > hi:
+                raise OffsetError(
+                    f"{topic}[{p}]: stored offset {cur} is beyond Kafka's high watermark {hi} (was the topic "
+                    f"re-created?). Reset it with `pseidon-dagster offsets reset {topic} --partition {p} "
+                    f"--to latest|earliest|OFFSET` after checking what was lost")
+            ranges[p] = (cur, min(hi, cur + cap))
+        plan = Plan(topic, ranges, now_ms(), uuid.uuid4().hex[:16], lost)
+        if plan.messages == 0:
+            if initial:  # first sight of these partitions: remember where we start
+                self.store.set(topic, initial)
+            if lost:
+                self.store.set(topic, {p: ranges[p][0] for p in lost})
+            return (plan if lost else None), False
+        self.store.save_plan(plan)
+        return plan, False
+
+    # run ------------------------------------------------------------------------------------------------------
+    def run(self) -> IngestResult:
+        t0 = time.monotonic()
+        topic = self.spec.topic
+        result = IngestResult(topic)
+        token = self.store.acquire(topic)
+        try:
+            plan, replayed = self.plan()
+            if plan is None:
+                result.lag_after = 0
+                result.committed = True
+                return result
+            result.plan_id, result.replayed = plan.plan_id, replayed
+            result.offsets, result.lost = dict(plan.ranges), dict(plan.lost)
+            if plan.messages:
+                self._read(plan, result, token)
+            if self.register is not None and result.data_files:
+                result.registered = list(self.register(result))
+            if self.before_commit is not None:
+                self.before_commit(result)
+            self.store.commit(plan)
+            result.committed = True
+            try:
+                marks = self.kafka.watermarks(topic, list(plan.ranges))
+                result.lag_after = sum(max(0, marks[p][1] - e) for p, (_, e) in plan.ranges.items())
+            except KafkaUnavailable:
+                result.lag_after = None
+            return result
+        finally:
+            result.seconds = time.monotonic() - t0
+            self.store.release(topic, token)
+
+    def _read(self, plan: Plan, result: IngestResult, token: str) -> None:
+        s, spec = self.settings, self.spec
+        parser = build_parser(spec.format, schema_registry_url=s.avro_schema_registry_url,
+                              now_ms=lambda: plan.created_ms)
+        parse = parser.line
+        data = _Sink("data", s.resolve_path(spec.base_partition), spec, spec.output_format,
+                     EXTENSIONS[spec.output_format], s)
+        quarantine = _Sink("quarantine", s.resolve_path(spec.quarantine), spec, "gzip", QUARANTINE_EXT, s)
+        w = s.writer
+        if w.allow_all_ts:
+            lo_ms, hi_ms = FIRST_HOUR * HOUR_MS, (LAST_HOUR + 1) * HOUR_MS - 1
+        else:
+            lo_ms = max(FIRST_HOUR * HOUR_MS, plan.created_ms - w.ts_window_back_ms)
+            hi_ms = min((LAST_HOUR + 1) * HOUR_MS - 1, plan.created_ms + w.ts_window_ahead_ms)
+        q_hour = plan.created_ms // HOUR_MS
+        rollover, max_open = w.rollover_size, w.max_open_files
+
+        ends = {p: e for p, (st, e) in plan.ranges.items() if e > st}
+        seg_start = {p: st for p, (st, e) in plan.ranges.items()}
+        buckets: dict[int, dict[int, _Bucket]] = {p: {} for p in ends}
+        qbuckets: dict[int, _Bucket] = {}
+        reasons: dict[str, int] = {}
+        counts = {"read": 0, "written": 0, "filtered": 0, "quarantined": 0}
+
+        def cut(p: int, boundary: int) -> None:
+            st = seg_start[p]
+            for b in buckets[p].values():
+                data.close(b, p, st, boundary)
+            buckets[p] = {}
+            qb = qbuckets.pop(p, None)
+            if qb is not None:
+                quarantine.close(qb, p, st, boundary)
+            seg_start[p] = boundary
+
+        def to_quarantine(m, p: int, reason: str) -> None:
+            qb = qbuckets.get(p)
+            if qb is None:
+                qb = qbuckets[p] = _Bucket(q_hour)
+            raw = m.value()
+            rec = json.dumps({
+                "log": spec.log, "partition": p, "offset": m.offset(), "kafka_timestamp": m.timestamp()[1],
+                "error": reason, "read_at_ms": plan.created_ms,
+                "raw_base64": base64.b64encode(raw).decode("ascii") if raw is not None else None,
+            }, sort_keys=True).encode() + b"\n"
+            qb.lines.append(rec)
+            qb.size += len(rec)
+            qb.records += 1
+            key = reason.split(":")[0][:80]
+            reasons[key] = reasons.get(key, 0) + 1
+            if qb.size - qb.flushed >= FLUSH_BYTES:
+                quarantine.flush(qb, p, seg_start[p])
+
+        consumer = self.kafka.consumer()
+        try:
+            consumer.assign([TopicPartition(spec.topic, p, plan.ranges[p][0]) for p in ends])
+            remaining = set(ends)
+            idle_since = time.monotonic()
+            batches = 0
+            read = written = filtered = quarantined = 0
+            cur_p, hb, end_p = -1, None, 0
+            while remaining:
+                msgs = consumer.consume(s.kafka_batch_size, 0.5)
+                if not msgs:
+                    if time.monotonic() - idle_since > s.kafka_timeout_s:
+                        raise ReadStalled(
+                            f"no data from Kafka for {s.kafka_timeout_s:.0f}s while reading {spec.topic} "
+                            f"partitions {sorted(remaining)} (planned up to {ends}); nothing was committed")
+                    continue
+                idle_since = time.monotonic()
+                batches += 1
+                if batches % 50 == 0:
+                    self.store.refresh(spec.topic, token)
+                for m in msgs:
+                    err = m.error()
+                    if err is not None:
+                        if err.code() == KafkaError._PARTITION_EOF:
+                            p = m.partition()
+                            if p in remaining and m.offset() >= ends[p]:
+                                remaining.discard(p)
+                            continue
+                        raise KafkaUnavailable(f"reading {spec.topic}[{m.partition()}]: {err.str()}")
+                    p = m.partition()
+                    if p != cur_p:
+                        if p not in ends:
+                            continue
+                        cur_p, hb, end_p = p, buckets[p], ends[p]
+                    off = m.offset()
+                    if off >= end_p:
+                        if p in remaining:
+                            remaining.discard(p)
+                            consumer.pause([TopicPartition(spec.topic, p)])
+                        continue
+                    read += 1
+                    v = m.value()
+                    if v is None:
+                        filtered += 1
+                    else:
+                        try:
+                            ts, line = parse(v)
+                        except MessageError as e:
+                            quarantined += 1
+                            to_quarantine(m, p, str(e))
+                            ts = None
+                        except Exception as e:  # noqa: BLE001 - a parser bug must not take the batch down
+                            quarantined += 1
+                            to_quarantine(m, p, f"{type(e).__name__}: {e}")
+                            ts = None
+                        if ts is not None:
+                            if ts < lo_ms or ts > hi_ms:
+                                quarantined += 1
+                                to_quarantine(m, p, f"timestamp {ts} outside the accepted window "
+                                                    f"[{lo_ms}, {hi_ms}] (see :writer :allow-all-ts)")
+                            else:
+                                hour = ts // HOUR_MS
+                                b = hb.get(hour)
+                                if b is None:
+                                    b = hb[hour] = _Bucket(hour)
+                                b.lines.append(line)
+                                b.size += len(line)
+                                b.records += 1
+                                written += 1
+                                if b.size - b.flushed >= FLUSH_BYTES:
+                                    data.flush(b, p, seg_start[p])
+                                if b.size >= rollover or len(hb) > max_open:
+                                    cut(p, off + 1)
+                                    hb = buckets[p]
+                    if off == end_p - 1:
+                        remaining.discard(p)
+                        consumer.pause([TopicPartition(spec.topic, p)])
+            for p in sorted(ends):
+                cut(p, ends[p])
+            counts.update(read=read, written=written, filtered=filtered, quarantined=quarantined)
+        except BaseException:
+            for hbk in buckets.values():
+                for b in hbk.values():
+                    data.abort(b)
+            for b in qbuckets.values():
+                quarantine.abort(b)
+            raise
+        finally:
+            consumer.close()
+        result.read, result.written = counts["read"], counts["written"]
+        result.filtered, result.quarantined = counts["filtered"], counts["quarantined"]
+        result.quarantine_reasons = reasons
+        result.files = data.published + quarantine.published
+
+
+def ingest(settings: Settings, spec: LogSpec, store: OffsetStore, **kwargs) -> IngestResult:
+    return Ingestor(settings, spec, store, **kwargs).run()

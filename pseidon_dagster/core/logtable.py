@@ -1,0 +1,206 @@
+"""The pseidon_logs table: one row per log (Kafka topic). Re-read every time it is asked; nothing is cached."""
+from __future__ import annotations
+
+import dataclasses
+import re
+from typing import Iterable
+
+import sqlalchemy as sa
+
+from .formats import DescriptorError, parse_descriptor
+from .writers import OUTPUT_FORMATS, OutputFormatError, output_format
+
+metadata = sa.MetaData()
+
+# The seed README's DDL, column for column (MyISAM/latin1 are MySQL table options, applied on MySQL only).
+pseidon_logs = sa.Table(
+    "pseidon_logs",
+    metadata,
+    sa.Column("log", sa.String(100), primary_key=True, nullable=False),
+    sa.Column("format", sa.String(200), server_default=sa.null()),
+    sa.Column("output_format", sa.String(200), server_default=sa.null()),
+    sa.Column("base_partition", sa.String(200), server_default=sa.null()),
+    sa.Column("log_partition", sa.String(200), server_default=sa.null()),
+    sa.Column("hive_table_name", sa.String(200), server_default=sa.null()),
+    sa.Column("hive_url", sa.String(255)),
+    sa.Column("hive_user", sa.String(200), server_default=sa.null()),
+    sa.Column("hive_password", sa.String(200), server_default=sa.null()),
+    sa.Column("quarantine", sa.String(200), server_default="/tmp/pseidon-quarantine"),
+    sa.Column("log_group", sa.String(100), server_default="default"),
+    sa.Column("enabled", sa.SmallInteger, server_default="1"),
+    mysql_engine="MyISAM",
+    mysql_charset="latin1",
+)
+
+DEFAULT_QUARANTINE = "/tmp/pseidon-quarantine"
+_TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
+
+
+class LogConfigError(ValueError):
+    """A pseidon_logs row that cannot be run. The message names the log and the column."""
+
+    def __init__(self, log: str, column: str, problem: str):
+        super().__init__(f"pseidon_logs row {log!r}, column {column}: {problem}")
+        self.log = log
+        self.column = column
+
+
+@dataclasses.dataclass(frozen=True)
+class LogSpec:
+    log: str
+    format: str
+    output_format: str  # normalised: one of writers.OUTPUT_FORMATS
+    base_partition: str
+    log_partition: str
+    hive_table_name: str | None
+    hive_url: str | None
+    hive_user: str | None
+    hive_password: str | None = dataclasses.field(repr=False, default=None)
+    quarantine: str = DEFAULT_QUARANTINE
+    log_group: str = "default"
+    enabled: bool = True
+    date_format: str = "datehour"
+    raw_output_format: str | None = None
+
+    @property
+    def hourly(self) -> bool:
+        return self.date_format == "datehour"
+
+    @property
+    def topic(self) -> str:
+        return self.log
+
+
+def engine_for(url: str) -> sa.Engine:
+    if url.startswith("sqlite:///"):
+        import os
+
+        path = url[len("sqlite:///"):]
+        if path and path != ":memory:":
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    kwargs = {"pool_pre_ping": True}
+    if url.startswith("mysql"):
+        kwargs["pool_recycle"] = 3600
+        kwargs["connect_args"] = {"connect_timeout": 5}
+    return sa.create_engine(url, **kwargs)
+
+
+def create_table(engine: sa.Engine, with_date_format: bool = False) -> None:
+    """Create pseidon_logs as the seed's DDL does (plus the optional date_format column when asked)."""
+    table = pseidon_logs
+    if with_date_format:
+        md = sa.MetaData()
+        table = pseidon_logs.to_metadata(md)
+        table.append_column(sa.Column("date_format", sa.String(100), server_default="datehour"))
+    table.create(engine, checkfirst=True)
+
+
+def _reflect(engine: sa.Engine) -> sa.Table:
+    md = sa.MetaData()
+    return sa.Table("pseidon_logs", md, autoload_with=engine)
+
+
+def validate_row(row: dict) -> LogSpec:
+    """Turn one row into a LogSpec, or raise LogConfigError naming the log and the column."""
+    name = row.get("log")
+    if not name or not _TOPIC.match(str(name)):
+        raise LogConfigError(str(name), "log", "not a valid Kafka topic name ([A-Za-z0-9._-], 1-249 chars)")
+    fmt = row.get("format")
+    if fmt is None or not str(fmt).strip():
+        raise LogConfigError(name, "format", "is empty; give a descriptor such as txt:sep=tab;ts=0")
+    try:
+        parse_descriptor(fmt)
+    except DescriptorError as e:
+        raise LogConfigError(name, "format", str(e)) from None
+    try:
+        out = output_format(row.get("output_format"))
+    except OutputFormatError as e:
+        raise LogConfigError(name, "output_format", str(e)) from None
+    base = row.get("base_partition")
+    if not base or not str(base).strip():
+        raise LogConfigError(name, "base_partition", "is empty; give the root directory of the log's files")
+    part = row.get("log_partition")
+    if part is None or not str(part).strip("/ "):
+        raise LogConfigError(name, "log_partition", "is empty; give the log's sub-directory under base_partition")
+    date_format = row.get("date_format")
+    date_format = "datehour" if date_format is None else str(date_format).strip().lower()
+    if date_format not in ("datehour", "date"):
+        raise LogConfigError(name, "date_format", f"{row.get('date_format')!r} is not 'datehour' or 'date'")
+    quarantine = row.get("quarantine") or DEFAULT_QUARANTINE
+    return LogSpec(
+        log=name,
+        format=fmt,
+        output_format=out,
+        base_partition=str(base).rstrip("/") or "/",
+        log_partition=str(part).strip("/"),
+        hive_table_name=row.get("hive_table_name") or None,
+        hive_url=row.get("hive_url") or None,
+        hive_user=row.get("hive_user") or None,
+        hive_password=row.get("hive_password") or None,
+        quarantine=str(quarantine).rstrip("/") or "/",
+        log_group=row.get("log_group") or "default",
+        enabled=bool(row.get("enabled", 1)),
+        date_format=date_format,
+        raw_output_format=row.get("output_format"),
+    )
+
+
+@dataclasses.dataclass
+class LogTable:
+    engine: sa.Engine
+
+    @classmethod
+    def from_url(cls, url: str) -> "LogTable":
+        return cls(engine_for(url))
+
+    def rows(self, group: str | None = None, enabled_only: bool = True) -> list[dict]:
+        t = _reflect(self.engine)
+        q = sa.select(t)
+        if group is not None:
+            q = q.where(t.c.log_group == group)
+        if enabled_only:
+            q = q.where(t.c.enabled == 1)
+        with self.engine.connect() as c:
+            return [dict(r._mapping) for r in c.execute(q.order_by(t.c.log))]
+
+    def logs(self, group: str) -> tuple[list[LogSpec], list[LogConfigError]]:
+        """Enabled logs of this :etl-group; rows that fail validation come back as errors, not exceptions."""
+        good, bad = [], []
+        for row in self.rows(group):
+            try:
+                good.append(validate_row(row))
+            except LogConfigError as e:
+                bad.append(e)
+        return good, bad
+
+    def get(self, log: str, group: str | None = None) -> LogSpec:
+        t = _reflect(self.engine)
+        with self.engine.connect() as c:
+            row = c.execute(sa.select(t).where(t.c.log == log)).first()
+        if row is None:
+            raise LookupError(f"no pseidon_logs row for log {log!r}")
+        d = dict(row._mapping)
+        if group is not None and d.get("log_group") != group:
+            raise LookupError(f"log {log!r} belongs to log_group {d.get('log_group')!r}, not {group!r}")
+        return validate_row(d)
+
+    def upsert(self, rows: Iterable[dict]) -> None:
+        t = _reflect(self.engine)
+        with self.engine.begin() as c:
+            for row in rows:
+                known = {k: v for k, v in row.items() if k in t.c}
+                c.execute(sa.delete(t).where(t.c.log == known["log"]))
+                c.execute(sa.insert(t).values(**known))
+
+    def set_enabled(self, log: str, enabled: bool) -> None:
+        t = _reflect(self.engine)
+        with self.engine.begin() as c:
+            c.execute(sa.update(t).where(t.c.log == log).values(enabled=1 if enabled else 0))
+
+    def delete(self, log: str) -> None:
+        t = _reflect(self.engine)
+        with self.engine.begin() as c:
+            c.execute(sa.delete(t).where(t.c.log == log))
+
+
+__all__ = ["LogSpec", "LogTable", "LogConfigError", "create_table", "validate_row", "OUTPUT_FORMATS"]

@@ -1,0 +1,175 @@
+"""Fixtures that talk to real servers: MariaDB (127.0.0.1:3306), Redis (127.0.0.1:6379) and tansu (Kafka protocol).
+
+tansu is started here on a free loopback port unless PSEIDON_TEST_KAFKA names a running broker. Every test gets its
+own :etl-group (so its own Redis keys), its own topic names and its own output folder.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import socket
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import redis as redis_lib
+import sqlalchemy as sa
+from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from pseidon_dagster.core import config as config_mod
+from pseidon_dagster.core.logtable import LogTable, create_table
+from pseidon_dagster.core.offsets import OffsetStore, connect
+from pseidon_dagster.core.services import tansu_binary, wait_port
+
+MYSQL_ADMIN_URL = os.environ.get("PSEIDON_TEST_MYSQL", "mysql+pymysql://root@127.0.0.1:3306/test")
+REDIS_PORT = int(os.environ.get("PSEIDON_TEST_REDIS_PORT", "6379"))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(tmp_path_factory):
+    given = os.environ.get("PSEIDON_TEST_KAFKA")
+    if given:
+        yield given
+        return
+    port = _free_port()
+    url = f"tcp://127.0.0.1:{port}"
+    log = tmp_path_factory.mktemp("tansu") / "tansu.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url],
+                                stdout=out, stderr=subprocess.STDOUT)
+    if not wait_port(port, 20):
+        proc.kill()
+        raise RuntimeError(f"tansu did not start: {log.read_text()[-2000:]}")
+    yield f"127.0.0.1:{port}"
+    proc.terminate()
+    proc.wait(10)
+
+
+@pytest.fixture(scope="session")
+def mysql_url():
+    """A fresh database on the local MariaDB for this test session."""
+    name = f"pseidon_test_{os.getpid()}"
+    admin = sa.create_engine(MYSQL_ADMIN_URL)
+    with admin.begin() as c:
+        c.execute(sa.text(f"DROP DATABASE IF EXISTS {name}"))
+        c.execute(sa.text(f"CREATE DATABASE {name}"))
+    url = MYSQL_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+    yield url
+    with admin.begin() as c:
+        c.execute(sa.text(f"DROP DATABASE IF EXISTS {name}"))
+    admin.dispose()
+
+
+@pytest.fixture
+def log_table(mysql_url):
+    table = LogTable.from_url(mysql_url)
+    with table.engine.begin() as c:
+        c.execute(sa.text("DROP TABLE IF EXISTS pseidon_logs"))
+    create_table(table.engine)
+    yield table
+    table.engine.dispose()
+
+
+@pytest.fixture
+def redis_client():
+    r = redis_lib.Redis(host="127.0.0.1", port=REDIS_PORT, decode_responses=True)
+    r.ping()
+    return r
+
+
+@pytest.fixture
+def group(redis_client):
+    g = f"t{uuid.uuid4().hex[:10]}"
+    yield g
+    for key in redis_client.scan_iter(match=f"/{g}/*"):
+        redis_client.delete(key)
+
+
+@pytest.fixture
+def settings(tmp_path, kafka_bootstrap, mysql_url, group):
+    return config_mod.from_mapping({
+        "etl-db-host": mysql_url,
+        "etl-group": group,
+        "kafka-brokers": kafka_bootstrap,
+        "kafka-use-earliest": True,
+        "kafka-timeout-ms": 10000,
+        "redis-conf": {"host": f"127.0.0.1:{REDIS_PORT}"},
+        "data-dir": str(tmp_path),
+        "writer": {"allow-all-ts": True},
+    })
+
+
+@pytest.fixture
+def store(settings):
+    return OffsetStore(connect(settings.redis), settings.etl_group)
+
+
+@dataclasses.dataclass
+class KafkaHelper:
+    bootstrap: str
+
+    def topic(self, partitions: int = 3, prefix: str = "t") -> str:
+        name = f"{prefix}-{uuid.uuid4().hex[:10]}"
+        admin = AdminClient({"bootstrap.servers": self.bootstrap})
+        for f in admin.create_topics([NewTopic(name, partitions, 1)]).values():
+            f.result(10)
+        return name
+
+    def produce(self, topic: str, messages: list[tuple[int, bytes | None]]) -> None:
+        """Produce (partition, value) pairs in order. Each partition's last message goes alone in its own record
+        batch, so that tansu's high watermark (last batch's base offset + 1) covers everything produced."""
+        last: dict[int, int] = {}
+        for i, (part, _) in enumerate(messages):
+            last[part] = i
+        held = set(last.values())
+        p = Producer({"bootstrap.servers": self.bootstrap, "linger.ms": 20, "batch.num.messages": 10000})
+        for i, (part, value) in enumerate(messages):
+            if i not in held:
+                p.produce(topic, value=value, partition=part)
+                p.poll(0)
+        assert p.flush(30) == 0
+        single = Producer({"bootstrap.servers": self.bootstrap, "linger.ms": 0, "batch.num.messages": 1})
+        for i in sorted(held):
+            part, value = messages[i]
+            single.produce(topic, value=value, partition=part)
+            assert single.flush(10) == 0
+
+
+@pytest.fixture
+def kafka(kafka_bootstrap):
+    return KafkaHelper(kafka_bootstrap)
+
+
+def read_lines(path: str | Path) -> list[bytes]:
+    import bz2
+    import gzip
+
+    import zstandard
+
+    p = str(path)
+    raw = Path(p).read_bytes()
+    if p.endswith(".gz"):
+        raw = gzip.decompress(raw)
+    elif p.endswith(".bz2"):
+        raw = bz2.decompress(raw)
+    elif p.endswith(".zst"):
+        raw = zstandard.ZstdDecompressor().decompressobj().decompress(raw)
+    return raw.splitlines()
+
+
+def wait_for(fn, seconds: float = 10.0, every: float = 0.2):
+    deadline = time.monotonic() + seconds
+    while True:
+        value = fn()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(every)
