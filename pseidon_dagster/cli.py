@@ -152,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.getLogger("edn_format").setLevel(logging.WARNING)
     try:
         return args.fn(args)
     except Exception as e:  # noqa: BLE001 - one clear line for the user, the traceback with -v

@@ -16,6 +16,7 @@ from typing import Any, Callable
 import edn_format
 
 log = logging.getLogger(__name__)
+logging.getLogger("edn_format").setLevel(logging.WARNING)  # its lexer logs every grammar rule at INFO
 
 DEFAULT_CONFIG_PATH = "/opt/pseidon-etl/conf/pseidon.edn"
 
@@ -145,7 +146,8 @@ def _plain(value: Any) -> Any:
         return value.name
     if isinstance(value, dict) or hasattr(value, "items"):
         return {_plain(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
+    if isinstance(value, (list, tuple, set, frozenset)) or (
+            hasattr(value, "__iter__") and not isinstance(value, (str, bytes))):
         return [_plain(v) for v in value]
     return value
 

@@ -26,8 +26,9 @@ from .kafka import KafkaSource, KafkaUnavailable
 from .logtable import LogSpec
 from .offsets import OffsetError, OffsetStore, Plan, now_ms
 from .partitioning import FIRST_HOUR, HOUR_MS, LAST_HOUR, FileName, partition_dir
+from .schemas import RowConverter, load_schema_file
 from .storage import Storage
-from .writers import EXTENSIONS, open_text
+from .writers import EXTENSIONS, ParquetFile, open_text
 
 log = logging.getLogger(__name__)
 
@@ -122,8 +123,10 @@ class _Bucket:
 class _Sink:
     """Writes the buckets of one kind (data or quarantine) of one log, and publishes them at segment cuts."""
 
-    def __init__(self, kind: str, root: str, spec: LogSpec, codec: str, ext: str, settings: Settings):
+    def __init__(self, kind: str, root: str, spec: LogSpec, codec: str, ext: str, settings: Settings,
+                 schema=None):
         self.kind = kind
+        self.schema = schema
         self.storage, self.root = Storage.for_path(root)
         self.spec = spec
         self.codec = codec
@@ -144,9 +147,13 @@ class _Sink:
             d = self._dir(b.hour)
             b.tmp = f"{d}/.{self.spec.log}.h{b.hour}.p{partition}.o{seg_start}.{self.ext}.tmp"
             w = self.settings.writer
-            b.file = open_text(self.storage.open_output(b.tmp), self.codec, w.gzip_level, w.zstd_level)
+            stream = self.storage.open_output(b.tmp)
+            if self.codec == "parquet":
+                b.file = ParquetFile(stream, self.schema, w.parquet_codec)
+            else:
+                b.file = open_text(stream, self.codec, w.gzip_level, w.zstd_level)
         if b.lines:
-            b.file.write(b"".join(b.lines))
+            b.file.write(b.lines if self.codec == "parquet" else b"".join(b.lines))
             b.lines.clear()
         b.flushed = b.size
 
@@ -265,9 +272,17 @@ class Ingestor:
         s, spec = self.settings, self.spec
         parser = build_parser(spec.format, schema_registry_url=s.avro_schema_registry_url,
                               now_ms=lambda: plan.created_ms)
-        parse = parser.line
+        text = spec.output_format != "parquet"
+        schema = None
+        if text:
+            parse = parser.line
+            flush_bytes = FLUSH_BYTES
+        else:
+            schema = parquet_schema(s, spec)
+            parse = _row_parser(parser.row, RowConverter(schema))
+            flush_bytes = s.writer.parquet_block_size
         data = _Sink("data", s.resolve_path(spec.base_partition), spec, spec.output_format,
-                     EXTENSIONS[spec.output_format], s)
+                     EXTENSIONS[spec.output_format], s, schema)
         quarantine = _Sink("quarantine", s.resolve_path(spec.quarantine), spec, "gzip", QUARANTINE_EXT, s)
         w = s.writer
         if w.allow_all_ts:
@@ -379,10 +394,10 @@ class Ingestor:
                                 if b is None:
                                     b = hb[hour] = _Bucket(hour)
                                 b.lines.append(line)
-                                b.size += len(line)
+                                b.size += len(line) if text else len(v)
                                 b.records += 1
                                 written += 1
-                                if b.size - b.flushed >= FLUSH_BYTES:
+                                if b.size - b.flushed >= flush_bytes:
                                     data.flush(b, p, seg_start[p])
                                 if b.size >= rollover or len(hb) > max_open:
                                     cut(p, off + 1)
@@ -406,6 +421,30 @@ class Ingestor:
         result.filtered, result.quarantined = counts["filtered"], counts["quarantined"]
         result.quarantine_reasons = reasons
         result.files = data.published + quarantine.published
+
+
+def _row_parser(row, convert):
+    def parse(value: bytes):
+        ts, r = row(value)
+        return ts, convert(r)
+
+    return parse
+
+
+def parquet_schema(settings: Settings, spec: LogSpec):
+    """The Parquet schema of a log: its Hive table's columns (re-read every run) when hive_url is set, else
+    <schema-dir>/<log>.json."""
+    if spec.hive_url and spec.hive_table_name:
+        from .catalog import hive_schema_for
+
+        schema = hive_schema_for(settings, spec)
+        if schema is not None:
+            return schema
+    schema = load_schema_file(settings.schema_dir, spec.log)
+    if schema is None:
+        raise IngestError(f"log {spec.log!r} writes parquet but has no schema: set hive_url/hive_table_name to a "
+                          f"Hive table, or create {settings.schema_dir}/{spec.log}.json")
+    return schema
 
 
 def ingest(settings: Settings, spec: LogSpec, store: OffsetStore, **kwargs) -> IngestResult:

@@ -73,3 +73,27 @@ class TextFile:
 
 def open_text(stream, codec: str, gzip_level: int = 1, zstd_level: int = 3) -> TextFile:
     return TextFile(stream, codec, gzip_level if codec == "gzip" else zstd_level)
+
+
+class ParquetFile:
+    """Typed rows (tuples in schema order) in, one Parquet row group per write."""
+
+    def __init__(self, stream, schema, codec: str = "snappy"):
+        import pyarrow.parquet as pq
+
+        self.stream = stream
+        self.schema = schema
+        self._w = pq.ParquetWriter(stream, schema, compression=None if codec == "none" else codec)
+
+    def write(self, rows: list[tuple]) -> None:
+        import pyarrow as pa
+
+        if not rows:
+            return
+        cols = list(zip(*rows))
+        arrays = [pa.array(col, type=f.type) for col, f in zip(cols, self.schema)]
+        self._w.write_table(pa.Table.from_arrays(arrays, schema=self.schema))
+
+    def close(self) -> None:
+        self._w.close()
+        self.stream.close()

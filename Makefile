@@ -1,0 +1,38 @@
+# Two commands set everything up on a fresh machine:  make demo   and   make test
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+PYTEST_ARGS ?=
+
+.PHONY: install demo test ui bench services-up services-down clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev,services,hive]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/pseidon-dagster demo --config conf/pseidon.edn
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+ui: $(STAMP)
+	DAGSTER_HOME=$(CURDIR)/var/dagster_home PSEIDON_CONF=$(CURDIR)/conf/pseidon.edn \
+	  $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+bench: $(STAMP)
+	$(BIN)/python bench/bench_ingest.py
+
+services-up: $(STAMP)
+	$(BIN)/pseidon-dagster services up
+
+services-down: $(STAMP)
+	$(BIN)/pseidon-dagster services down
+
+clean:
+	rm -rf var build *.egg-info
