@@ -1,0 +1,179 @@
+"""Ingest throughput against baselines measured in the same run, on the same broker and data.
+
+    python bench/bench_ingest.py [--messages 1000000] [--partitions 3] [--repeat 3]
+
+Baselines:
+  bare-read   confluent-kafka consume() by assignment, touching each message's value (the floor of any consumer)
+  kcat|pigz   kcat -C ... | pigz -1 > file   (only when both tools are installed)
+Measured:
+  ingest      pseidon-dagster's full run: plan, read, parse (txt), route by hour, gzip, publish, commit
+Figures are messages/second and ratios to bare-read (ratios, not absolute times: machines are shared).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition  # noqa: E402
+from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
+
+from pseidon_dagster.core import config as config_mod  # noqa: E402
+from pseidon_dagster.core.ingest import ingest  # noqa: E402
+from pseidon_dagster.core.logtable import LogSpec  # noqa: E402
+from pseidon_dagster.core.offsets import OffsetStore, connect  # noqa: E402
+from pseidon_dagster.core.services import port_open, redis_binary, tansu_binary, wait_port  # noqa: E402
+
+BASE_TS = 1_795_000_000_000
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start(args: list[str], port: int, log: Path) -> subprocess.Popen:
+    proc = subprocess.Popen(args, stdout=open(log, "wb"), stderr=subprocess.STDOUT)
+    if not wait_port(port, 20):
+        proc.kill()
+        raise SystemExit(f"{args[0]} did not start: {log.read_text()[-1000:]}")
+    return proc
+
+
+def produce(bootstrap: str, topic: str, n: int, partitions: int) -> None:
+    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 50, "batch.num.messages": 10000,
+                  "queue.buffering.max.messages": 1_000_000, "compression.type": "none"})
+    pad = "x" * 60
+    per_part = n // partitions
+    for i in range(n - partitions):
+        ts = BASE_TS + (i * 7919) % (6 * 3_600_000)
+        while True:
+            try:
+                p.produce(topic, value=f"{ts}|user-{i % 5000}|/page/{i % 97}|{pad}".encode(), partition=i % partitions)
+                break
+            except BufferError:
+                p.poll(0.05)
+        if i % 50000 == 0:
+            p.poll(0)
+    p.flush(60)
+    single = Producer({"bootstrap.servers": bootstrap, "linger.ms": 0, "batch.num.messages": 1})
+    for part in range(partitions):  # tansu's high watermark is the last batch's base offset + 1
+        single.produce(topic, value=f"{BASE_TS}|last|/|{pad}".encode(), partition=part)
+        single.flush(10)
+    assert per_part
+
+
+def bare_read(bootstrap: str, topic: str, partitions: int, n: int) -> float:
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench", "enable.auto.commit": False,
+                  "enable.partition.eof": True, "fetch.max.bytes": 52_428_800,
+                  "max.partition.fetch.bytes": 10_485_760, "queued.min.messages": 200_000})
+    t0 = time.perf_counter()
+    c.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+    seen, total, eof = 0, 0, set()
+    while len(eof) < partitions:
+        for m in c.consume(10_000, 1.0):
+            if m.error():
+                if m.error().code() == KafkaError._PARTITION_EOF:
+                    eof.add(m.partition())
+                continue
+            total += len(m.value())
+            seen += 1
+    dt = time.perf_counter() - t0
+    c.close()
+    assert seen == n, (seen, n)
+    return dt
+
+
+def kcat_pigz(bootstrap: str, topic: str, partitions: int, out: Path) -> float | None:
+    kcat = shutil.which("kcat") or shutil.which("kafkacat")
+    pigz = shutil.which("pigz")
+    if not (kcat and pigz):
+        return None
+    t0 = time.perf_counter()
+    cmd = f"{kcat} -C -b {bootstrap} -t {topic} -o beginning -e -q -D '\\n' | {pigz} -1 > {out}"
+    subprocess.run(cmd, shell=True, check=True)
+    return time.perf_counter() - t0
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--messages", type=int, default=1_000_000)
+    ap.add_argument("--partitions", type=int, default=3)
+    ap.add_argument("--repeat", type=int, default=3)
+    args = ap.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="pseidon-bench-"))
+    procs = []
+    try:
+        kport = free_port()
+        url = f"tcp://127.0.0.1:{kport}"
+        procs.append(start([tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url],
+                           kport, work / "tansu.log"))
+        bootstrap = f"127.0.0.1:{kport}"
+        rport = 6379
+        if not port_open(rport):
+            rport = free_port()
+            procs.append(start([redis_binary(), "--port", str(rport), "--bind", "127.0.0.1", "--save", ""], rport,
+                               work / "redis.log"))
+        topic = f"bench-{uuid.uuid4().hex[:8]}"
+        admin = AdminClient({"bootstrap.servers": bootstrap})
+        for f in admin.create_topics([NewTopic(topic, args.partitions, 1)]).values():
+            f.result(10)
+        t0 = time.perf_counter()
+        produce(bootstrap, topic, args.messages, args.partitions)
+        n = args.messages
+        print(f"produced {n:,} messages ({args.partitions} partitions) in {time.perf_counter() - t0:.1f}s")
+
+        settings = config_mod.from_mapping({
+            "kafka-brokers": bootstrap, "kafka-use-earliest": True, "etl-group": f"bench{uuid.uuid4().hex[:6]}",
+            "redis-conf": {"host": f"127.0.0.1:{rport}"}, "data-dir": str(work / "data"),
+            "writer": {"allow-all-ts": True},
+        })
+        store = OffsetStore(connect(settings.redis), settings.etl_group)
+        spec = LogSpec(log=topic, format="txt:sep=pipe;ts=0", output_format="gzip", base_partition="lake",
+                       log_partition=topic, hive_table_name=None, hive_url=None, hive_user=None)
+        bare, ing, kc = [], [], []
+        for i in range(args.repeat):
+            bare.append(bare_read(bootstrap, topic, args.partitions, n))
+            store.set(topic, {p: 0 for p in range(args.partitions)})
+            shutil.rmtree(work / "data", ignore_errors=True)
+            r = ingest(settings, spec, store)
+            assert r.written == n and r.committed, r.to_dict()
+            ing.append(r.seconds)
+            k = kcat_pigz(bootstrap, topic, args.partitions, work / "kcat.gz")
+            if k is not None:
+                kc.append(k)
+        for key in list(store.r.scan_iter(match=f"/{settings.etl_group}/*")):
+            store.r.delete(key)
+        b, g = min(bare), min(ing)
+        print(f"{'bare-read':10} {n / b:>12,.0f} msg/s   (best of {args.repeat}: {b:.2f}s)")
+        if kc:
+            k = min(kc)
+            print(f"{'kcat|pigz':10} {n / k:>12,.0f} msg/s   (best of {args.repeat}: {k:.2f}s)  "
+                  f"ratio to bare-read {b / k:.2f}")
+        else:
+            print(f"{'kcat|pigz':10} skipped (install kcat and pigz: apt-get install kcat pigz)")
+        print(f"{'ingest':10} {n / g:>12,.0f} msg/s   (best of {args.repeat}: {g:.2f}s)  "
+              f"ratio to bare-read {b / g:.2f}  (target >= 0.75)")
+        if kc:
+            print(f"ingest / kcat|pigz = {min(kc) / g:.2f}")
+        gz = sum(f.stat().st_size for f in (work / "data").rglob("*.gz"))
+        print(f"ingest output: {r.to_dict()['file_count']} files, {gz / 1e6:.1f} MB gzip")
+        return 0
+    finally:
+        for p in procs:
+            p.terminate()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
