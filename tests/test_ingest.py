@@ -185,3 +185,27 @@ def test_bad_messages_go_to_quarantine_and_the_batch_survives(settings, log_tabl
     assert [base64.b64decode(r["raw_base64"]) for r in recs] == [v for _, v in bad]
     assert all(r["partition"] == 0 and r["error"] for r in recs)
     assert [r["offset"] for r in recs] == [25, 26]
+
+
+def test_replay_uses_the_planned_format_and_cut_rules_even_if_they_changed(
+        settings, log_table, kafka, store, group):
+    topic = kafka.topic(1)
+    spec = add_log(log_table, group, topic)
+    kafka.produce(topic, make_messages(500, partitions=1))
+    small = dataclasses.replace(settings, writer=dataclasses.replace(settings.writer, rollover_size=3000))
+
+    def fail(result):
+        raise RuntimeError("injected")
+
+    with pytest.raises(RuntimeError):
+        ingest(small, spec, store, before_commit=fail)
+    root = Path(settings.data_dir) / "lake" / "raw" / topic
+    first = {f.relative_to(root): f.read_bytes() for f in data_files(root)}
+
+    changed = add_log(log_table, group, topic, out="bzip2")  # the row changes before the retry ...
+    retry = ingest(settings, changed, store)  # ... and so does the rollover size
+
+    assert retry.replayed
+    assert {f.relative_to(root): f.read_bytes() for f in data_files(root)} == first
+    lines = [line for lines in lines_by_hour_dir(root).values() for line in lines]
+    assert len(lines) == len(set(lines)) == 500

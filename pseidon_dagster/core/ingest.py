@@ -226,7 +226,8 @@ class Ingestor:
                     f"re-created?). Reset it with `pseidon-dagster offsets reset {topic} --partition {p} "
                     f"--to latest|earliest|OFFSET` after checking what was lost")
             ranges[p] = (cur, min(hi, cur + cap))
-        plan = Plan(topic, ranges, now_ms(), uuid.uuid4().hex[:16], lost)
+        created = now_ms()
+        plan = Plan(topic, ranges, created, uuid.uuid4().hex[:16], lost, self._params(created))
         if plan.messages == 0:
             if initial:  # first sight of these partitions: remember where we start
                 self.store.set(topic, initial)
@@ -235,6 +236,30 @@ class Ingestor:
             return (plan if lost else None), False
         self.store.save_plan(plan)
         return plan, False
+
+    def _params(self, created_ms: int) -> dict:
+        spec, w = self.spec, self.settings.writer
+        if w.allow_all_ts:
+            lo, hi = FIRST_HOUR * HOUR_MS, (LAST_HOUR + 1) * HOUR_MS - 1
+        else:
+            lo = max(FIRST_HOUR * HOUR_MS, created_ms - w.ts_window_back_ms)
+            hi = min((LAST_HOUR + 1) * HOUR_MS - 1, created_ms + w.ts_window_ahead_ms)
+        return {
+            "format": spec.format, "output_format": spec.output_format, "base_partition": spec.base_partition,
+            "log_partition": spec.log_partition, "quarantine": spec.quarantine, "date_format": spec.date_format,
+            "rollover_size": w.rollover_size, "max_open_files": w.max_open_files, "ts_lo_ms": lo, "ts_hi_ms": hi,
+        }
+
+    def _frozen(self, plan: Plan) -> tuple[LogSpec, dict]:
+        """The spec and cut rules a plan was made with (a replay must not pick up changes made since)."""
+        p = plan.params or self._params(plan.created_ms)
+        fields = ("format", "output_format", "base_partition", "log_partition", "quarantine", "date_format")
+        changed = [f for f in fields if f in p and getattr(self.spec, f) != p[f]]
+        if changed:
+            log.warning("log %s: %s changed since plan %s was made; the replay uses the planned values, the next "
+                        "plan the new ones", plan.log, ", ".join(changed), plan.plan_id)
+        spec = dataclasses.replace(self.spec, **{f: p[f] for f in fields if f in p})
+        return spec, p
 
     # run ------------------------------------------------------------------------------------------------------
     def run(self) -> IngestResult:
@@ -269,7 +294,8 @@ class Ingestor:
             self.store.release(topic, token)
 
     def _read(self, plan: Plan, result: IngestResult, token: str) -> None:
-        s, spec = self.settings, self.spec
+        s = self.settings
+        spec, params = self._frozen(plan)
         parser = build_parser(spec.format, schema_registry_url=s.avro_schema_registry_url,
                               now_ms=lambda: plan.created_ms)
         text = spec.output_format != "parquet"
@@ -284,14 +310,9 @@ class Ingestor:
         data = _Sink("data", s.resolve_path(spec.base_partition), spec, spec.output_format,
                      EXTENSIONS[spec.output_format], s, schema)
         quarantine = _Sink("quarantine", s.resolve_path(spec.quarantine), spec, "gzip", QUARANTINE_EXT, s)
-        w = s.writer
-        if w.allow_all_ts:
-            lo_ms, hi_ms = FIRST_HOUR * HOUR_MS, (LAST_HOUR + 1) * HOUR_MS - 1
-        else:
-            lo_ms = max(FIRST_HOUR * HOUR_MS, plan.created_ms - w.ts_window_back_ms)
-            hi_ms = min((LAST_HOUR + 1) * HOUR_MS - 1, plan.created_ms + w.ts_window_ahead_ms)
+        lo_ms, hi_ms = params["ts_lo_ms"], params["ts_hi_ms"]
         q_hour = plan.created_ms // HOUR_MS
-        rollover, max_open = w.rollover_size, w.max_open_files
+        rollover, max_open = params["rollover_size"], params["max_open_files"]
 
         ends = {p: e for p, (st, e) in plan.ranges.items() if e > st}
         seg_start = {p: st for p, (st, e) in plan.ranges.items()}

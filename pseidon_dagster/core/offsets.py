@@ -35,6 +35,9 @@ class Plan:
     created_ms: int
     plan_id: str
     lost: dict[int, tuple[int, int]] = dataclasses.field(default_factory=dict)
+    # Everything that decides file names and contents (format, paths, cut rules, timestamp window), frozen at
+    # planning time so a replay writes exactly the same files even if the row or the config changed meanwhile.
+    params: dict = dataclasses.field(default_factory=dict)
 
     @property
     def messages(self) -> int:
@@ -45,6 +48,7 @@ class Plan:
             "log": self.log, "created_ms": self.created_ms, "plan_id": self.plan_id,
             "ranges": {str(p): [s, e] for p, (s, e) in sorted(self.ranges.items())},
             "lost": {str(p): [s, e] for p, (s, e) in sorted(self.lost.items())},
+            "params": self.params,
         }, sort_keys=True)
 
     @classmethod
@@ -54,6 +58,7 @@ class Plan:
             log=d["log"], created_ms=int(d["created_ms"]), plan_id=d["plan_id"],
             ranges={int(p): (int(s), int(e)) for p, (s, e) in d["ranges"].items()},
             lost={int(p): (int(s), int(e)) for p, (s, e) in d.get("lost", {}).items()},
+            params=d.get("params", {}),
         )
 
 
