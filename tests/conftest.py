@@ -24,6 +24,8 @@ from pseidon_dagster.core.logtable import LogTable, create_table
 from pseidon_dagster.core.offsets import OffsetStore, connect
 from pseidon_dagster.core.services import tansu_binary, wait_port
 
+pytest_plugins = ["tests.hive_fixtures"]
+
 MYSQL_ADMIN_URL = os.environ.get("PSEIDON_TEST_MYSQL", "mysql+pymysql://root@127.0.0.1:3306/test")
 REDIS_PORT = int(os.environ.get("PSEIDON_TEST_REDIS_PORT", "6379"))
 

@@ -102,3 +102,32 @@ def test_date_only_layout(settings, log_table, kafka, store, group, mysql_url):
     day = dt.datetime.fromtimestamp(BASE_TS / 1000, dt.timezone.utc)
     assert set(dirs) == {f"date={day:%Y%m%d}"}
     assert len(result.files) == 3  # one file per event hour, in the day's directory
+
+
+def test_memory_stays_bounded_and_flushes_do_not_change_contents(settings, log_table, kafka, store, group,
+                                                                 monkeypatch):
+    """Peak Python memory of a run does not grow with the backlog: 4x the input, about the same peak."""
+    import tracemalloc
+
+    from pseidon_dagster.core import ingest as ingest_mod
+
+    monkeypatch.setattr(ingest_mod, "MAX_BUFFERED_TEXT", 2 << 20)
+    pad = "p" * 200
+    peaks, produced = [], []
+    for n in (20_000, 80_000):
+        topic = kafka.topic(3)
+        spec = add_log(log_table, group, topic)
+        msgs = [(i % 3, f"{BASE_TS + (i * 7919) % (8 * HOUR)}|{i}|{pad}".encode()) for i in range(n)]
+        kafka.produce(topic, msgs)  # 8 hours x 3 partitions = 24 files open at once
+        tracemalloc.start()
+        try:
+            result = ingest(settings, spec, store)
+            peaks.append(tracemalloc.get_traced_memory()[1])
+        finally:
+            tracemalloc.stop()
+        assert result.written == n
+        lines = [line for f in result.files for line in read_lines(f.path)]
+        assert sorted(lines) == sorted(v for _, v in msgs)
+        produced.append(sum(len(v) for _, v in msgs))
+    assert produced[1] > 17e6
+    assert peaks[1] < 1.5 * peaks[0], f"peaks {peaks} for inputs of {produced} bytes"

@@ -61,7 +61,7 @@ WRITER_KEYS_WITHOUT_EFFECT = {
 @dataclasses.dataclass(frozen=True)
 class RedisSettings:
     hosts: tuple[tuple[str, int], ...] = (("127.0.0.1", 6379),)
-    password: str | None = None
+    password: str | None = dataclasses.field(default=None, repr=False)
     db: int = 0
     timeout_s: float = 5.0
 
@@ -97,9 +97,9 @@ class HivePartitionSettings:
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
-    etl_db_url: str = "sqlite:///var/pseidon.db"
+    etl_db_url: str = dataclasses.field(default="sqlite:///var/pseidon.db", repr=False)  # may embed the password
     etl_db_user: str | None = None
-    etl_db_pwd: str | None = None
+    etl_db_pwd: str | None = dataclasses.field(default=None, repr=False)
     etl_group: str = "etl"
     kafka_brokers: tuple[str, ...] = ("127.0.0.1:9092",)
     kafka_use_earliest: bool = False

@@ -21,7 +21,7 @@ from typing import Callable
 from confluent_kafka import KafkaError, TopicPartition
 
 from .config import Settings
-from .formats import MessageError, build_parser
+from .formats import MessageError, RegistryUnavailable, build_parser
 from .kafka import KafkaSource, KafkaUnavailable
 from .logtable import LogSpec
 from .offsets import OffsetError, OffsetStore, Plan, now_ms
@@ -32,7 +32,11 @@ from .writers import EXTENSIONS, ParquetFile, open_text
 
 log = logging.getLogger(__name__)
 
-FLUSH_BYTES = 1 << 20
+FLUSH_BYTES = 1 << 20  # a text file's buffer is compressed and written at this size
+# Bound on what all open files of a run buffer together; past it every buffer is flushed. Parquet rows are Python
+# tuples until flushed (several times their input size), hence the lower bound.
+MAX_BUFFERED_TEXT = 64 << 20
+MAX_BUFFERED_ROWS = 16 << 20
 QUARANTINE_EXT = "jsonl.gz"
 
 
@@ -302,11 +306,11 @@ class Ingestor:
         schema = None
         if text:
             parse = parser.line
-            flush_bytes = FLUSH_BYTES
+            flush_bytes, max_buffered = FLUSH_BYTES, MAX_BUFFERED_TEXT
         else:
             schema = parquet_schema(s, spec)
             parse = _row_parser(parser.row, RowConverter(schema))
-            flush_bytes = s.writer.parquet_block_size
+            flush_bytes, max_buffered = s.writer.parquet_block_size, MAX_BUFFERED_ROWS
         data = _Sink("data", s.resolve_path(spec.base_partition), spec, spec.output_format,
                      EXTENSIONS[spec.output_format], s, schema)
         quarantine = _Sink("quarantine", s.resolve_path(spec.quarantine), spec, "gzip", QUARANTINE_EXT, s)
@@ -349,6 +353,16 @@ class Ingestor:
             if qb.size - qb.flushed >= FLUSH_BYTES:
                 quarantine.flush(qb, p, seg_start[p])
 
+        def buffered() -> int:
+            return sum(b.size - b.flushed for hbk in buckets.values() for b in hbk.values())
+
+        def flush_all() -> None:
+            for part, hbk in buckets.items():
+                for b in hbk.values():
+                    if b.lines:
+                        data.flush(b, part, seg_start[part])
+
+        pending = 0
         consumer = self.kafka.consumer()
         try:
             consumer.assign([TopicPartition(spec.topic, p, plan.ranges[p][0]) for p in ends])
@@ -400,6 +414,8 @@ class Ingestor:
                             quarantined += 1
                             to_quarantine(m, p, str(e))
                             ts = None
+                        except RegistryUnavailable:
+                            raise  # not the message's fault: fail the run, commit nothing
                         except Exception as e:  # noqa: BLE001 - a parser bug must not take the batch down
                             quarantined += 1
                             to_quarantine(m, p, f"{type(e).__name__}: {e}")
@@ -414,15 +430,22 @@ class Ingestor:
                                 b = hb.get(hour)
                                 if b is None:
                                     b = hb[hour] = _Bucket(hour)
+                                n = len(line) if text else len(v)
                                 b.lines.append(line)
-                                b.size += len(line) if text else len(v)
+                                b.size += n
                                 b.records += 1
                                 written += 1
+                                pending += n
                                 if b.size - b.flushed >= flush_bytes:
+                                    pending -= b.size - b.flushed
                                     data.flush(b, p, seg_start[p])
                                 if b.size >= rollover or len(hb) > max_open:
                                     cut(p, off + 1)
                                     hb = buckets[p]
+                                    pending = buffered()
+                                elif pending > max_buffered:
+                                    flush_all()
+                                    pending = 0
                     if off == end_p - 1:
                         remaining.discard(p)
                         consumer.pause([TopicPartition(spec.topic, p)])
