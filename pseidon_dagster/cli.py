@@ -103,6 +103,26 @@ def cmd_offsets(args) -> int:
     return 0
 
 
+def cmd_hive(args) -> int:
+    from .core import catalog
+    from .core.schemas import load_schema_file
+
+    settings = _settings(args)
+    spec = _table(settings).get(args.log, settings.etl_group)
+    if args.action == "create-table":
+        columns = None
+        if spec.output_format == "parquet" or args.columns_from_schema:
+            columns = load_schema_file(settings.schema_dir, spec.log)
+            if columns is None:
+                raise SystemExit(f"no schema file {settings.schema_dir}/{spec.log}.json for {spec.log}'s columns")
+        print(catalog.create_table_for(settings, spec, columns))
+        return 0
+    cat, db, table = catalog.catalog_for(settings, spec)
+    for part in cat.show_partitions(db, table):
+        print(part)
+    return 0
+
+
 def cmd_demo(args) -> int:
     from .demo import main as demo_main
 
@@ -142,6 +162,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--partition", type=int)
     p.add_argument("--to", default="latest", help="earliest, latest or an offset (reset)")
     p.set_defaults(fn=cmd_offsets)
+
+    p = with_config(sub.add_parser("hive", help="create a log's external Hive table, or list its partitions"))
+    p.add_argument("action", choices=["create-table", "partitions"])
+    p.add_argument("log")
+    p.add_argument("--columns-from-schema", action="store_true",
+                   help="text logs: take the columns from <schema-dir>/<log>.json instead of one `line` column")
+    p.set_defaults(fn=cmd_hive)
 
     p = with_config(sub.add_parser("demo", help="embedded stack + sample data + one sensor tick through Dagster"))
     p.set_defaults(fn=cmd_demo)

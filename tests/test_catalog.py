@@ -512,3 +512,32 @@ def test_json_dump_of_registered_specs_is_stable():
     r = _result([])
     r.registered = ["dt=20261120/hr=2026112007"]
     assert json.loads(r.to_json())["registered"] == ["dt=20261120/hr=2026112007"]
+
+
+@pytest.mark.hive
+def test_cli_creates_the_table_and_lists_partitions(settings, log_table, kafka, store, group, hive_port, hive_db,
+                                                    hive_catalog, tmp_path):
+    import subprocess
+    import sys
+
+    topic = kafka.topic(1)
+    spec = add_log(log_table, group, topic, hive_url=f"//127.0.0.1:{hive_port}/{hive_db}", hive_table_name="clicks")
+    kafka.produce(topic, make_messages(40, hours=2, partitions=1))
+    conf = tmp_path / "pseidon.edn"
+    conf.write_text(f'{{:etl-db-host "{settings.etl_db_url}" :etl-group "{group}" :kafka-use-earliest true '
+                    f':kafka-brokers "{settings.bootstrap_servers}" :redis-conf {{:host "127.0.0.1:6379"}} '
+                    f':data-dir "{settings.data_dir}" :writer {{:allow-all-ts true}}}}')
+    cli = [sys.executable, "-m", "pseidon_dagster.cli"]
+
+    made = subprocess.run(cli + ["hive", "create-table", topic, "--config", str(conf)], capture_output=True,
+                          text=True)
+    assert made.returncode == 0, made.stderr
+    assert "CREATE EXTERNAL TABLE IF NOT EXISTS" in made.stdout and hive_catalog.table_exists(hive_db, "clicks")
+    run = subprocess.run(cli + ["ingest", topic, "--config", str(conf)], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    summary = json.loads(run.stdout.strip().splitlines()[-1])
+    listed = subprocess.run(cli + ["hive", "partitions", topic, "--config", str(conf)], capture_output=True,
+                            text=True, check=True).stdout.split()
+    assert listed == sorted(summary["registered"]) and len(listed) >= 1
+    rows = hive_catalog.execute(f"SELECT count(*) FROM `{hive_db}`.`clicks`", fetch=True)
+    assert rows == [(40,)]
