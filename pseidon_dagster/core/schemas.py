@@ -214,7 +214,11 @@ class RowConverter:
 
     def __call__(self, row) -> tuple:
         if isinstance(row, dict):
-            lowered = {str(k).lower(): v for k, v in row.items()}
+            lowered = {}
+            for k, v in row.items():
+                key = str(k).lower()
+                lowered[key] = v
+                lowered.setdefault(key.replace(".", "_"), v)  # json msg=user.name fills column user_name
             values = [lowered.get(n) for n in self.names]
         else:
             if len(row) > len(self.names):

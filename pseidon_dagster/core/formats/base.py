@@ -16,6 +16,11 @@ class Parser(Protocol):
 
 def build_parser(descriptor: str | Descriptor, *, schema_registry_url: str | None = None,
                  now_ms: Callable[[], int] | None = None) -> Parser:
+    """A parser for one descriptor. Raises DescriptorError for any invalid descriptor; never contacts the network
+    (avro-txt reads the schema registry per unseen schema id, when messages arrive).
+
+    now_ms is the clock of `ts=-1` (default: the wall clock); the ingest passes the plan's creation time so that a
+    replayed plan gives the same hours."""
     d = descriptor if isinstance(descriptor, Descriptor) else parse_descriptor(descriptor)
     if d.type == "txt":
         from .txt import TxtParser

@@ -1,8 +1,13 @@
-"""Parsing of format descriptors: `<type>:<key>=<value>;...`.
+"""Parsing of format descriptors: `<type>:<key>=<value>;<key>=<value>...` (docs/formats.md has the full grammar).
 
-Compatible with the original's descriptors, but lenient where it was needlessly strict: whitespace around the type,
-keys and values is ignored, the type is case-insensitive, values may contain ':' and '=', and a trailing ':' in a
-value is kept (`msg=1:` means "field 1 to the end", where the original silently read `msg=1`).
+Compatible with the original's descriptors, but lenient where it was needlessly strict:
+- whitespace around the type, keys and values is ignored; the type and the keys are case-insensitive;
+- values may contain ':' and '=' (only ';' separates properties); empty `;;` items are skipped;
+- a trailing ':' in a value is kept (`msg=1:` means "field 1 to the end", where the original silently read `msg=1`).
+
+And strict where the original failed late or silently: unknown types and unknown keys, a repeated key, an item without
+'=', a missing timestamp property and every invalid value are rejected here, with a message naming the problem, so a
+bad `format` cell is caught when `pseidon_logs` is read rather than once per message.
 """
 from __future__ import annotations
 
@@ -16,7 +21,10 @@ class DescriptorError(ValueError):
 
 
 class MessageError(ValueError):
-    """One message could not be parsed; str() is the reason recorded in quarantine."""
+    """One message could not be parsed; str() is the reason recorded in quarantine.
+
+    Reasons start with a stable category before the first ':' (`bad timestamp: ...`, `invalid JSON: ...`), which the
+    ingest uses to count quarantined messages per reason."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,23 +37,61 @@ class Descriptor:
         return self.props.get(key, default)
 
 
-def parse_descriptor(text: str | None) -> Descriptor:
+def split_descriptor(text: str | bytes | None) -> Descriptor:
+    """Syntax only: type and key=value pairs, without checking what the keys and values mean."""
+    if isinstance(text, (bytes, bytearray)):
+        try:
+            text = bytes(text).decode("utf-8")
+        except UnicodeDecodeError:
+            raise DescriptorError("format descriptor is not valid UTF-8") from None
     if text is None or not str(text).strip():
-        raise DescriptorError("empty format descriptor")
+        raise DescriptorError("empty format descriptor; give one such as txt:sep=tab;ts=0")
     text = str(text)
     kind, sep, rest = text.partition(":")
     kind = kind.strip().lower()
     if kind not in KNOWN_TYPES:
         raise DescriptorError(f"unknown format type {kind!r} in {text!r}; expected one of {', '.join(KNOWN_TYPES)}")
     props: dict[str, str] = {}
-    for i, item in enumerate(rest.split(";") if sep else []):
+    for item in rest.split(";") if sep else []:
         if not item.strip():
             continue
         key, eq, value = item.partition("=")
-        key = key.strip()
+        key = key.strip().lower()
         if not eq or not key:
             raise DescriptorError(f"property {item.strip()!r} in {text!r} is not key=value")
         if key in props:
             raise DescriptorError(f"property {key!r} is given twice in {text!r}")
         props[key] = value.strip()
     return Descriptor(kind, props, text)
+
+
+def parse_descriptor(text: str | bytes | None) -> Descriptor:
+    """Parse and fully validate a descriptor (every property of its type); raise DescriptorError if it is invalid."""
+    d = split_descriptor(text)
+    validate(d)
+    return d
+
+
+def validate(d: Descriptor):
+    """The type's compiled settings; raises DescriptorError. Needs no network (the registry is read per message)."""
+    if d.type == "txt":
+        from .txt import TxtSpec
+
+        return TxtSpec.from_descriptor(d)
+    if d.type == "json":
+        from .jsonfmt import JsonSpec
+
+        return JsonSpec.from_descriptor(d)
+    if d.type == "avro-txt":
+        from .avro import AvroSpec
+
+        return AvroSpec.from_descriptor(d)
+    raise DescriptorError(f"unknown format type {d.type!r}; expected one of {', '.join(KNOWN_TYPES)}")
+
+
+def check_keys(d: Descriptor, known: tuple[str, ...]) -> None:
+    unknown = [k for k in d.props if k not in known]
+    if unknown:
+        raise DescriptorError(
+            f"unknown {d.type} propert{'y' if len(unknown) == 1 else 'ies'} {', '.join(map(repr, unknown))} in "
+            f"{d.text!r}; {d.type} takes {', '.join(known)}")
