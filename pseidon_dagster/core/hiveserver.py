@@ -15,11 +15,12 @@ import argparse
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from .services import port_open as _port_open
 
 HOST = "127.0.0.1"
 DEFAULT_PORT = 10000
@@ -31,14 +32,6 @@ MAIN_CLASS = "org.apache.spark.sql.hive.thriftserver.HiveThriftServer2"
 
 class HiveServerError(RuntimeError):
     pass
-
-
-def _port_open(port: int, host: str = HOST, timeout: float = 0.5) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
 
 
 def spark_home() -> Path:
