@@ -22,6 +22,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ui: $(STAMP)
+	mkdir -p var/dagster_home && cp dagster.yaml var/dagster_home/dagster.yaml
 	DAGSTER_HOME=$(CURDIR)/var/dagster_home PSEIDON_CONF=$(CURDIR)/conf/pseidon.edn \
 	  $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 

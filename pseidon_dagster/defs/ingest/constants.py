@@ -1,0 +1,27 @@
+"""Names shared by the modules of this folder (so no module has to import another module's definitions)."""
+from __future__ import annotations
+
+import dagster as dg
+
+GROUP = "pseidon"
+
+KAFKA_TOPIC = dg.AssetKey("kafka_topic")
+LAKE_FILES = dg.AssetKey("lake_files")
+HIVE_TABLE = dg.AssetKey("hive_table")
+
+OFFSET_CONTINUITY = "offset_continuity"
+RECORD_COUNTS = "record_counts"
+
+INGEST_JOB = "ingest_job"
+INGEST_OP = "ingest_log"
+SENSOR = "ingest_sensor"
+SCHEDULE = "ingest_schedule"
+
+RESOURCE_KEY = "pseidon"
+
+LOG_TAG = "log"  # every ingest run carries log=<name>; dagster.yaml allows one run per value at a time
+REASON_TAG = "pseidon/reason"
+LAG_TAG = "pseidon/lag"
+
+LOG_DIM = "log"
+HOUR_DIM = "hour"

@@ -1,0 +1,243 @@
+"""ingest_job: one micro-batch of one log. A run is a `logs` partition (the log's name) tagged log=<name>.
+
+The op runs the core's Ingestor (plan -> read -> write -> publish -> register -> commit) and then reports:
+- a `lake_files` materialization per (log, event hour) it wrote, with the hour's records/files/bytes/offset ranges
+  and the run's read/written/filtered/quarantined, throughput and lag after the run;
+- `hive_table` materializations for the hours whose Hive partitions it registered;
+- the offset_continuity and record_counts check results for those partitions;
+- a `kafka_topic` observation (partition = log) with the committed offsets and the lag left.
+A failure anywhere before the commit leaves Redis' offsets as they were; the stored plan is replayed by the retry
+(dagster.yaml enables run retries), which rewrites the same file names: no duplicates.
+"""
+
+import datetime as dt
+import importlib.util
+import json
+import time
+from typing import Callable
+
+import dagster as dg
+from dagster._core.storage.tags import RETRY_NUMBER_TAG
+from pydantic import Field
+
+from ...core.config import Settings
+from ...core.ingest import FileInfo, IngestResult, Ingestor
+from ...core.logtable import LogSpec
+from ...core.partitioning import hour_key, hour_start
+from .checks import file_detail, run_continuity, run_record_counts
+from .constants import (HIVE_TABLE, HOUR_DIM, INGEST_JOB, INGEST_OP, KAFKA_TOPIC, LAKE_FILES, LOG_DIM, LOG_TAG,
+                        OFFSET_CONTINUITY, RECORD_COUNTS)
+from .partitions import HOURS_START, logs
+from .resources import PseidonResource
+
+
+class IngestConfig(dg.Config):
+    fail_before_commit: bool = Field(
+        default=False,
+        description="Failure drill: raise after the files are published and before the offsets are committed. "
+                    "Redis keeps the old offsets and the stored plan. Only the first attempt fails: the run "
+                    "retry (dagster.yaml run_retries) replays the plan and succeeds.")
+
+
+class InjectedFailure(RuntimeError):
+    pass
+
+
+def _inject(result: IngestResult) -> None:
+    raise InjectedFailure(f"injected failure before commit (plan {result.plan_id}, {len(result.files)} files "
+                          "published); offsets are not committed")
+
+
+def registrar(settings: Settings, spec: LogSpec, log) -> Callable | None:
+    """The Hive registration hook of the core, for logs with a hive_url. Skipped, with a warning, while the build
+    has no Hive catalog module."""
+    if not spec.hive_url:
+        return None
+    if importlib.util.find_spec("pseidon_dagster.core.catalog") is None:
+        log.warning(f"{spec.log} has a hive_url but this build has no Hive registration "
+                    "(pseidon_dagster.core.catalog); files land without Hive partitions")
+        return None
+    from ...core.catalog import registrar_for  # noqa: PLC0415 - optional module
+
+    return registrar_for(settings, spec)
+
+
+def previous_run_end(instance: dg.DagsterInstance, log: str) -> dict[int, int] | None:
+    """Where the last successful run of the log ended, per Kafka partition (from its kafka_topic observation)."""
+    res = instance.fetch_observations(dg.AssetRecordsFilter(asset_key=KAFKA_TOPIC, asset_partitions=[log]), limit=1)
+    for record in res.records:
+        obs = record.asset_observation
+        committed = obs.metadata.get("committed_offsets") if obs else None
+        if committed is not None:
+            return {int(p): int(o) for p, o in committed.value.items()}
+    return None
+
+
+def _hours_window() -> tuple[int, int]:
+    """First and last hour number that are lake_files partitions (HourlyPartitionsDefinition, end_offset=2)."""
+    start = dt.datetime.strptime(HOURS_START, "%Y-%m-%d-%H:%M").replace(tzinfo=dt.timezone.utc)
+    return int(start.timestamp()) // 3600, int(time.time()) // 3600 + 1
+
+
+def ranges_text(ranges: dict[int, list[tuple[int, int]]]) -> str:
+    """{partition: [(start, end), ...]} as one line: 'p0 [0, 201)  p1 [0, 201) [201, 400)'."""
+    return "  ".join(f"p{p} " + " ".join(f"[{s}, {e})" for s, e in rs) for p, rs in sorted(ranges.items()))
+
+
+def _ranges(files: list[FileInfo]) -> dict[int, list[tuple[int, int]]]:
+    out: dict[int, set[tuple[int, int]]] = {}
+    for f in files:
+        out.setdefault(f.partition, set()).add((f.start, f.end))
+    return {p: sorted(v) for p, v in out.items()}
+
+
+def run_metadata(result: IngestResult) -> dict:
+    """The run's numbers, carried by every event the run reports."""
+    seconds = max(result.seconds, 1e-6)
+    md = {
+        "read": result.read, "written": result.written, "filtered": result.filtered,
+        "quarantined": result.quarantined,
+        "run_offsets": ranges_text({p: [r] for p, r in result.offsets.items()}),
+        "run_files": len(result.files), "run_bytes": dg.MetadataValue.int(result.bytes),
+        "throughput_msgs_per_s": round(result.read / seconds, 1),
+        "seconds": round(result.seconds, 3),
+        "lag_after": result.lag_after if result.lag_after is not None else "unknown (Kafka did not answer)",
+        "plan_id": result.plan_id or "",
+        "replayed": result.replayed,
+    }
+    if result.lost:
+        md["lost_offsets"] = ranges_text({p: [r] for p, r in result.lost.items()})
+    if result.quarantine_reasons:
+        md["quarantine_reasons"] = dg.MetadataValue.json(result.quarantine_reasons)
+    return md
+
+
+def report(context: dg.OpExecutionContext, settings: Settings, spec: LogSpec, result: IngestResult,
+           previous_end: dict[int, int] | None) -> dict:
+    """Log the materializations, check results and observation of one finished (committed) run."""
+    log = spec.log
+    run_md = run_metadata(result)
+    first, last = _hours_window()
+    by_hour: dict[int, list[FileInfo]] = {}
+    for f in result.data_files:
+        by_hour.setdefault(f.hour, []).append(f)
+    outside = sorted(h for h in by_hour if not first <= h <= last)
+    if outside:
+        context.log.warning(
+            f"{log}: data for event hours outside the lake_files partitions ({HOURS_START} .. now+1h) landed but is "
+            f"not shown as partitions: {', '.join(hour_key(h) for h in outside[:20])}")
+    keys: dict[int, dg.MultiPartitionKey] = {}
+    for h, files in sorted(by_hour.items()):
+        if h in outside:
+            continue
+        pk = dg.MultiPartitionKey({LOG_DIM: log, HOUR_DIM: hour_key(h)})
+        keys[h] = pk
+        records = sum(f.records for f in files)
+        context.log_event(dg.AssetMaterialization(
+            asset_key=LAKE_FILES, partition=pk,
+            description=f"{records} records of {log} for {hour_start(h):%Y-%m-%d %H}:00 UTC in {len(files)} files",
+            metadata={
+                "dagster/row_count": records,
+                "records": records,
+                "files": len(files),
+                "bytes": dg.MetadataValue.int(sum(f.bytes for f in files)),
+                "raw_bytes": dg.MetadataValue.int(sum(f.raw_bytes for f in files)),
+                "offset_ranges": ranges_text(_ranges(files)),
+                "directory": dg.MetadataValue.path(files[0].path.rsplit("/", 1)[0]),
+                **run_md,
+                "files_detail": dg.MetadataValue.json(file_detail(files)),
+            },
+        ))
+        if result.registered:
+            # registered specs look like dt=20261120/hr=2026112007: keep the ones of this hour (or day)
+            fmt = settings.hive.hour_value if spec.hourly else settings.hive.date_value
+            value = f"={hour_start(h).strftime(fmt)}"
+            mine = [r for r in result.registered if value in r] or list(result.registered)
+            context.log_event(dg.AssetMaterialization(
+                asset_key=HIVE_TABLE, partition=pk,
+                description=f"Hive partition(s) {', '.join(mine)} of {spec.hive_table_name or log}",
+                metadata={"table": spec.hive_table_name or log, "partitions": dg.MetadataValue.json(mine),
+                          "plan_id": result.plan_id or ""},
+            ))
+
+    # Check results go on the partitions the run wrote (the quarantine's hour when it wrote no data at all).
+    check_keys = list(keys.values())
+    if not check_keys and result.files:
+        h = result.files[0].hour
+        if first <= h <= last:
+            check_keys = [dg.MultiPartitionKey({LOG_DIM: log, HOUR_DIM: hour_key(h)})]
+    outcomes = {OFFSET_CONTINUITY: run_continuity(result, previous_end), RECORD_COUNTS: run_record_counts(result)}
+    for name, outcome in outcomes.items():
+        if not outcome.passed:
+            context.log.error(f"{log}: check {name} failed: {outcome.description}")
+        for pk in check_keys:
+            context.log_event(dg.AssetCheckEvaluation(
+                asset_key=LAKE_FILES, check_name=name, passed=outcome.passed, severity=outcome.severity,
+                description=outcome.description, metadata={**outcome.metadata, "plan_id": result.plan_id or ""},
+                partition=str(pk),
+            ))
+
+    if result.plan_id:
+        committed = {str(p): e for p, (_, e) in sorted(result.offsets.items())}
+        context.log_event(dg.AssetObservation(
+            asset_key=KAFKA_TOPIC, partition=log,
+            description=f"{result.read} messages read, lag after the run: {result.lag_after}",
+            metadata={
+                **run_md,
+                "committed_offsets": dg.MetadataValue.json(committed),
+                "hours": dg.MetadataValue.json([hour_key(h) for h in result.hours]),
+                "quarantine_files": dg.MetadataValue.json(
+                    [f.path for f in result.files if f.kind == "quarantine"]),
+            },
+        ))
+    summary = {
+        **run_md,
+        "hours": dg.MetadataValue.json([hour_key(h) for h in result.hours]),
+        "checks": dg.MetadataValue.json({k: o.passed for k, o in outcomes.items()}),
+    }
+    if outside:
+        summary["hours_outside_partitions"] = dg.MetadataValue.json([hour_key(h) for h in outside])
+    return summary
+
+
+@dg.op(name=INGEST_OP, out=dg.Out(dg.Nothing), description="Ingest one micro-batch of the run's log.")
+def ingest_log(context: dg.OpExecutionContext, config: IngestConfig, pseidon: PseidonResource):
+    log = context.partition_key
+    with pseidon.session() as s:
+        try:
+            spec = s.table.get(log, s.settings.etl_group)
+        except LookupError as e:
+            context.log.warning(f"{e}: nothing to do (the row was removed)")
+            return dg.Output(None, metadata={"skipped": str(e)})
+        if not spec.enabled:
+            context.log.warning(f"{log} is disabled in pseidon_logs: nothing to do")
+            return dg.Output(None, metadata={"skipped": "disabled"})
+        previous_end = previous_run_end(context.instance, log)
+        inject = config.fail_before_commit and int(context.run.tags.get(RETRY_NUMBER_TAG, "0")) == 0
+        result = Ingestor(
+            s.settings, spec, s.store, s.kafka,
+            register=registrar(s.settings, spec, context.log),
+            before_commit=_inject if inject else None,
+        ).run()
+        context.log.info(f"{log}: {json.dumps(result.to_dict(), sort_keys=True)[:4000]}")
+        if result.plan_id is None:
+            return dg.Output(None, metadata={"read": 0, "lag_after": result.lag_after or 0,
+                                             "note": "nothing to read (or start offsets pinned)"})
+        return dg.Output(None, metadata=report(context, s.settings, spec, result, previous_end))
+
+
+ingest_config = dg.PartitionedConfig(
+    partitions_def=logs,
+    run_config_for_partition_key_fn=lambda key: {},
+    tags_for_partition_key_fn=lambda key: {LOG_TAG: key},
+)
+
+
+@dg.job(
+    name=INGEST_JOB,
+    config=ingest_config,
+    executor_def=dg.in_process_executor,
+    description="One micro-batch of one log (the partition): plan, read, write hour files, register, commit.",
+)
+def ingest_job():
+    ingest_log()

@@ -1,0 +1,254 @@
+"""ingest_sensor against the real servers: pseidon_logs on MariaDB, offsets in Redis, Kafka on tansu.
+
+It requests exactly the logs with lag, keeps the `logs` partitions in sync with the table, never requests the same
+plan twice, honours :sensor-min-lag / :sensor-max-wait-ms, replays stored plans, and survives bad rows and a dead
+Kafka without hanging.
+"""
+from __future__ import annotations
+
+import json
+import socket
+import time
+from pathlib import Path
+
+import dagster as dg
+import edn_format
+import pytest
+from dagster._core.test_utils import create_run_for_test
+
+from pseidon_dagster.core.ingest import Ingestor
+from pseidon_dagster.defs.ingest.constants import LAG_TAG, LOG_TAG, REASON_TAG, RESOURCE_KEY
+from pseidon_dagster.defs.ingest.partitions import logs
+from pseidon_dagster.defs.ingest.resources import PseidonResource
+from pseidon_dagster.defs.ingest.sensors import ingest_sensor
+
+from .test_ingest import add_log, make_messages
+
+
+# --- helpers shared with test_dagster_run.py --------------------------------------------------------------------
+
+def _edn(value):
+    if isinstance(value, dict):
+        return {edn_format.Keyword(k): _edn(v) for k, v in value.items()}
+    return value
+
+
+def write_conf(path: Path, settings, **extra) -> Path:
+    """A pseidon.edn equivalent to the conftest `settings` (plus EXTRA keys), for PseidonResource(config_path=...)."""
+    host, port = settings.redis.hosts[0]
+    mapping = {
+        "etl-db-host": settings.etl_db_url,
+        "etl-group": settings.etl_group,
+        "kafka-brokers": ",".join(settings.kafka_brokers),
+        "kafka-use-earliest": settings.kafka_use_earliest,
+        "kafka-timeout-ms": int(settings.kafka_timeout_s * 1000),
+        "redis-conf": {"host": f"{host}:{port}"},
+        "data-dir": settings.data_dir,
+        "writer": {"allow-all-ts": settings.writer.allow_all_ts},
+        **extra,
+    }
+    path.write_text(edn_format.dumps(_edn(mapping)))
+    return path
+
+
+@pytest.fixture
+def pseidon(tmp_path, settings) -> PseidonResource:
+    return PseidonResource(config_path=str(write_conf(tmp_path / "pseidon.edn", settings)))
+
+
+@pytest.fixture
+def instance():
+    with dg.instance_for_test() as inst:
+        yield inst
+
+
+def tick(instance, resource, cursor=None) -> dg.SensorResult:
+    ctx = dg.build_sensor_context(instance=instance, cursor=cursor, resources={RESOURCE_KEY: resource})
+    result = ingest_sensor(ctx)
+    assert isinstance(result, dg.SensorResult)
+    return result
+
+
+def apply_partitions(instance, result: dg.SensorResult) -> None:
+    """What the daemon does with the tick's dynamic partition requests."""
+    for req in result.dynamic_partitions_requests or []:
+        if isinstance(req, dg.AddDynamicPartitionsRequest):
+            instance.add_dynamic_partitions(req.partitions_def_name, list(req.partition_keys))
+        else:
+            for key in req.partition_keys:
+                instance.delete_dynamic_partition(req.partitions_def_name, key)
+
+
+def partition_changes(result: dg.SensorResult) -> tuple[set, set]:
+    added, deleted = set(), set()
+    for req in result.dynamic_partitions_requests or []:
+        (added if isinstance(req, dg.AddDynamicPartitionsRequest) else deleted).update(req.partition_keys)
+    return added, deleted
+
+
+def requested(result: dg.SensorResult) -> dict[str, dg.RunRequest]:
+    return {r.partition_key: r for r in result.run_requests or []}
+
+
+# --- tests ------------------------------------------------------------------------------------------------------
+
+def test_requests_exactly_the_logs_with_lag_and_syncs_partitions(pseidon, instance, log_table, kafka, group):
+    busy, quiet, disabled, other, broken = (kafka.topic(3) for _ in range(5))
+    for t in (busy, quiet, disabled, other, broken):
+        add_log(log_table, group, t)
+    log_table.set_enabled(disabled, False)
+    log_table.upsert([{**log_table.rows()[0], "log": other, "log_group": "someone-else"}])
+    log_table.upsert([{**log_table.rows(group)[0], "log": broken, "format": "txt:sep=pipe"}])  # no ts: invalid
+    for t in (busy, disabled, other, broken):
+        kafka.produce(t, make_messages(30, partitions=3))
+
+    first = tick(instance, pseidon)
+    assert set(requested(first)) == {busy}
+    req = requested(first)[busy]
+    assert req.tags[LOG_TAG] == busy and req.tags[LAG_TAG] == "30" and "lag 30" in req.tags[REASON_TAG]
+    assert req.run_key.startswith(f"{busy}:")
+    # enabled rows of this group that validate become partitions; the broken row is reported, not a partition
+    assert partition_changes(first) == ({busy, quiet}, set())
+    apply_partitions(instance, first)
+    assert set(instance.get_dynamic_partitions(logs.name)) == {busy, quiet}
+
+    # nothing changed: nothing requested, no partition change
+    second = tick(instance, pseidon, first.cursor)
+    assert second.run_requests == [] and partition_changes(second) == (set(), set())
+    assert broken in second.skip_reason.skip_message and "bad row" in second.skip_reason.skip_message
+
+    # new data on the quiet log: only that log is requested (busy's plan was requested already)
+    kafka.produce(quiet, make_messages(5, partitions=3))
+    third = tick(instance, pseidon, second.cursor)
+    assert set(requested(third)) == {quiet}
+
+    # a new row appears, one is disabled, one removed: partitions follow, only the new one with lag is requested
+    fresh = kafka.topic(3)
+    add_log(log_table, group, fresh)
+    kafka.produce(fresh, make_messages(3, partitions=3))
+    log_table.set_enabled(busy, False)
+    log_table.delete(quiet)
+    fourth = tick(instance, pseidon, third.cursor)
+    assert partition_changes(fourth) == ({fresh}, {busy, quiet})
+    assert set(requested(fourth)) == {fresh}
+    apply_partitions(instance, fourth)
+    assert set(instance.get_dynamic_partitions(logs.name)) == {fresh}
+    cursor = json.loads(fourth.cursor)
+    assert set(cursor["requested"]) == {fresh}
+
+    # re-enabled: the partition comes back, and its unchanged plan is requested again (the cursor forgot it)
+    log_table.set_enabled(busy, True)
+    fifth = tick(instance, pseidon, fourth.cursor)
+    assert partition_changes(fifth) == ({busy}, set()) and set(requested(fifth)) == {busy}
+    assert requested(fifth)[busy].run_key == req.run_key  # same plan: the daemon's run_key check dedupes it too
+
+
+def test_min_lag_and_max_wait(tmp_path, settings, instance, log_table, kafka, group):
+    topic = kafka.topic(3)
+    add_log(log_table, group, topic)
+    kafka.produce(topic, make_messages(6, partitions=3))
+    res = PseidonResource(config_path=str(write_conf(
+        tmp_path / "p.edn", settings, **{"sensor-min-lag": 100, "sensor-max-wait-ms": 60_000})))
+
+    first = tick(instance, res)
+    assert first.run_requests == []
+    assert "lag 6 < :sensor-min-lag 100" in first.skip_reason.skip_message
+    cursor = json.loads(first.cursor)
+    since = cursor["waiting"][topic]
+    assert abs(since - time.time() * 1000) < 30_000
+
+    # still inside the wait: nothing; the first-seen time is kept
+    second = tick(instance, res, first.cursor)
+    assert second.run_requests == [] and json.loads(second.cursor)["waiting"][topic] == since
+
+    # once the lag has waited :sensor-max-wait-ms the quiet log is run
+    cursor["waiting"][topic] = since - 61_000
+    third = tick(instance, res, json.dumps(cursor))
+    assert set(requested(third)) == {topic}
+    assert "waited" in requested(third)[topic].tags[REASON_TAG]
+    assert topic not in json.loads(third.cursor)["waiting"]
+
+
+def test_a_stored_plan_warrants_a_run(tmp_path, settings, instance, log_table, kafka, store, group):
+    topic = kafka.topic(3)
+    spec = add_log(log_table, group, topic)
+    kafka.produce(topic, make_messages(9, partitions=3))
+
+    def boom(result):
+        raise RuntimeError("crash before commit")
+
+    with pytest.raises(RuntimeError):
+        Ingestor(settings, spec, store, before_commit=boom).run()
+    plan = store.load_plan(topic)
+    assert plan is not None and store.get(topic, [0, 1, 2]) == {0: None, 1: None, 2: None}
+
+    res = PseidonResource(config_path=str(write_conf(tmp_path / "p.edn", settings, **{"sensor-min-lag": 1000})))
+    result = tick(instance, res)
+    assert set(requested(result)) == {topic}
+    assert f"replay stored plan {plan.plan_id}" in requested(result)[topic].tags[REASON_TAG]
+
+
+def test_logs_with_a_run_in_progress_are_left_alone(pseidon, instance, log_table, kafka, group):
+    topic = kafka.topic(3)
+    add_log(log_table, group, topic)
+    kafka.produce(topic, make_messages(3, partitions=3))
+    create_run_for_test(instance, job_name="ingest_job", tags={LOG_TAG: topic}, status=dg.DagsterRunStatus.STARTED)
+    result = tick(instance, pseidon)
+    assert result.run_requests == []
+    assert f"{topic}: run" in result.skip_reason.skip_message and "started" in result.skip_reason.skip_message
+
+
+def test_kafka_down_is_reported_quickly_and_partitions_still_sync(tmp_path, settings, instance, log_table, group):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]  # nothing listens here once the socket is closed
+    add_log(log_table, group, "dead-a")
+    add_log(log_table, group, "dead-b")
+    res = PseidonResource(config_path=str(write_conf(
+        tmp_path / "p.edn", settings, **{"kafka-brokers": f"127.0.0.1:{dead}", "kafka-timeout-ms": 30_000})))
+    t0 = time.monotonic()
+    result = tick(instance, res)
+    took = time.monotonic() - t0
+    assert took < 15, f"a tick with Kafka down took {took:.1f}s"
+    assert result.run_requests == []
+    assert "Kafka unavailable" in result.skip_reason.skip_message
+    assert partition_changes(result) == ({"dead-a", "dead-b"}, set())
+
+
+def test_decide_rules_without_servers(settings):
+    from pseidon_dagster.defs.ingest.lag import LogLag, decide
+
+    s = settings  # sensor_min_lag 1, max wait = rollover timeout (600 s)
+    marks = {0: (0, 10), 1: (5, 5)}
+    fresh = LogLag("x", {0: None, 1: None}, marks, None, use_earliest=True)
+    assert fresh.lag == 10 and decide(fresh, s, 0, None).run
+    latest = LogLag("x", {0: None, 1: None}, marks, None, use_earliest=False)
+    d = decide(latest, s, 0, None)  # no lag counted, but the start offsets must be pinned once
+    assert latest.lag == 0 and d.run and "pin the start offsets" in d.reason
+    done = LogLag("x", {0: 10, 1: 5}, marks, None, use_earliest=False)
+    assert not decide(done, s, 0, None).run and done.lag == 0
+    expired = LogLag("x", {0: 0, 1: 2}, {0: (0, 10), 1: (5, 5)}, None, use_earliest=True)
+    assert expired.lag == 10  # offsets below the low watermark count from it
+    beyond = LogLag("x", {0: 11, 1: 5}, marks, None, use_earliest=True)
+    d = decide(beyond, s, 0, None)
+    assert not d.run and "beyond Kafka's high watermark" in d.reason and "offsets reset x" in d.reason
+    assert LogLag("x", {0: 3}, {0: (0, 10)}, None, True).key != LogLag("x", {0: 3}, {0: (0, 11)}, None, True).key
+    assert LogLag("x", {0: 3}, {0: (0, 10)}, "p1", True).key != LogLag("x", {0: 3}, {0: (0, 10)}, None, True).key
+
+
+def test_schedule_requests_every_enabled_log(pseidon, instance, log_table, group):
+    import datetime as dt
+
+    from pseidon_dagster.defs.ingest.schedules import ingest_schedule
+
+    add_log(log_table, group, "sched-a")
+    add_log(log_table, group, "sched-b")
+    add_log(log_table, group, "sched-off")
+    log_table.set_enabled("sched-off", False)
+    when = dt.datetime(2026, 11, 20, 7, 10, tzinfo=dt.timezone.utc)
+    ctx = dg.build_schedule_context(instance=instance, resources={RESOURCE_KEY: pseidon},
+                                    scheduled_execution_time=when)
+    reqs = ingest_schedule(ctx)
+    assert sorted((r.partition_key, r.run_key, r.tags[LOG_TAG]) for r in reqs) == [
+        ("sched-a", "sched-a:20261120T0710", "sched-a"), ("sched-b", "sched-b:20261120T0710", "sched-b")]
+    assert sorted(instance.get_dynamic_partitions(logs.name)) == ["sched-a", "sched-b"]
