@@ -123,3 +123,39 @@ def test_kafka_down_fails_cleanly_and_commits_nothing(settings, log_table, kafka
         ingest(down, spec, store)
     assert store.all_offsets(topic) == {}
     assert store.load_plan(topic) is None
+
+
+def test_expired_offsets_with_nothing_new_still_commit_the_jump(settings, log_table, kafka, store, group):
+    topic = kafka.topic(1)
+    spec = add_log(log_table, group, topic)
+    kafka.produce(topic, make_messages(5, partitions=1))
+    store.set(topic, {0: 2})
+
+    class AllExpired(KafkaSource):
+        def watermarks(self, topic, partitions=None, consumer=None):
+            return {p: (hi, hi) for p, (lo, hi) in super().watermarks(topic, partitions, consumer).items()}
+
+    result = ingest(settings, spec, store, kafka=AllExpired(settings))
+
+    assert result.lost == {0: (2, 5)} and result.written == 0 and result.committed
+    assert store.get(topic, [0]) == {0: 5} and store.load_plan(topic) is None
+
+
+def test_staged_steps_and_a_reentrant_lock_for_retries(settings, log_table, kafka, store, group):
+    from pseidon_dagster.core.ingest import Ingestor
+
+    topic = kafka.topic(1)
+    spec = add_log(log_table, group, topic)
+    kafka.produce(topic, make_messages(10, partitions=1))
+
+    staged = Ingestor(settings, spec, store, lock_token="root-run-1").stage()
+    assert staged.written == 10 and not staged.committed and store.get(topic, [0]) == {0: None}
+    # the process "dies" holding the lock: another run is refused, a retry of the same root run takes over
+    with pytest.raises(LockedError):
+        Ingestor(settings, spec, store).stage()
+    retry = Ingestor(settings, spec, store, lock_token="root-run-1")
+    again = retry.stage()
+    assert again.replayed and again.plan_id == staged.plan_id
+    retry.register_files(again)
+    assert retry.commit(again).committed and store.get(topic, [0]) == {0: 10}
+    assert store.r.get(store.lock_key(topic)) is None

@@ -187,13 +187,15 @@ class Ingestor:
 
     def __init__(self, settings: Settings, spec: LogSpec, store: OffsetStore, kafka: KafkaSource | None = None,
                  *, register: Callable[[IngestResult], list[str]] | None = None,
-                 before_commit: Callable[[IngestResult], None] | None = None):
+                 before_commit: Callable[[IngestResult], None] | None = None, lock_token: str | None = None):
         self.settings = settings
         self.spec = spec
         self.store = store
         self.kafka = kafka or KafkaSource(settings)
         self.register = register
         self.before_commit = before_commit
+        self.lock_token = lock_token
+        self._token: str | None = None
 
     # plan -----------------------------------------------------------------------------------------------------
     def plan(self) -> tuple[Plan | None, bool]:
@@ -232,13 +234,11 @@ class Ingestor:
             ranges[p] = (cur, min(hi, cur + cap))
         created = now_ms()
         plan = Plan(topic, ranges, created, uuid.uuid4().hex[:16], lost, self._params(created))
-        if plan.messages == 0:
+        if plan.messages == 0 and not lost:
             if initial:  # first sight of these partitions: remember where we start
                 self.store.set(topic, initial)
-            if lost:
-                self.store.set(topic, {p: ranges[p][0] for p in lost})
-            return (plan if lost else None), False
-        self.store.save_plan(plan)
+            return None, False
+        self.store.save_plan(plan)  # (an empty plan with a lost range still commits the jump past it)
         return plan, False
 
     def _params(self, created_ms: int) -> dict:
@@ -267,35 +267,79 @@ class Ingestor:
 
     # run ------------------------------------------------------------------------------------------------------
     def run(self) -> IngestResult:
+        """All steps in one call (the CLI): stage -> register -> commit."""
+        result = self.stage()
+        try:
+            self.register_files(result)
+            return self.commit(result)
+        except BaseException:
+            self.release()
+            raise
+
+    # The three steps, usable apart (Dagster runs them as separate ops so Hive DDL can go through a pool). The run
+    # lock is taken by stage() and released by commit(), or by release() when a step fails.
+
+    def stage(self) -> IngestResult:
+        """Plan, read, parse, route, write and publish. Nothing is committed."""
         t0 = time.monotonic()
         topic = self.spec.topic
         result = IngestResult(topic)
-        token = self.store.acquire(topic)
+        self._token = self.store.acquire(topic, token=self.lock_token)
         try:
             plan, replayed = self.plan()
             if plan is None:
                 result.lag_after = 0
                 result.committed = True
+                self.release()
                 return result
             result.plan_id, result.replayed = plan.plan_id, replayed
             result.offsets, result.lost = dict(plan.ranges), dict(plan.lost)
             if plan.messages:
-                self._read(plan, result, token)
-            if self.register is not None and result.data_files:
-                result.registered = list(self.register(result))
-            if self.before_commit is not None:
-                self.before_commit(result)
-            self.store.commit(plan)
-            result.committed = True
-            try:
-                marks = self.kafka.watermarks(topic, list(plan.ranges))
-                result.lag_after = sum(max(0, marks[p][1] - e) for p, (_, e) in plan.ranges.items())
-            except KafkaUnavailable:
-                result.lag_after = None
+                self._read(plan, result, self._token)
             return result
+        except BaseException:
+            self.release()
+            raise
         finally:
             result.seconds = time.monotonic() - t0
-            self.store.release(topic, token)
+
+    def register_files(self, result: IngestResult) -> IngestResult:
+        """Register the Hive partitions of the published files (when the log has a registration hook)."""
+        t0 = time.monotonic()
+        if self.register is not None and result.data_files and not result.committed:
+            result.registered = list(self.register(result))
+        result.seconds += time.monotonic() - t0
+        return result
+
+    def commit(self, result: IngestResult) -> IngestResult:
+        """Store the planned end offsets and clear the plan, then release the lock."""
+        if result.committed:
+            return result
+        t0 = time.monotonic()
+        topic = self.spec.topic
+        plan = self.store.load_plan(topic)
+        if plan is None or plan.plan_id != result.plan_id:
+            found = plan.plan_id if plan else "none"
+            raise IngestError(f"{topic}: the stored plan is {found}, not {result.plan_id}; nothing committed "
+                              f"(another run took over?)")
+        if self.before_commit is not None:
+            self.before_commit(result)
+        self.store.commit(plan)
+        result.committed = True
+        self.release()
+        try:
+            marks = self.kafka.watermarks(topic, list(plan.ranges))
+            result.lag_after = sum(max(0, marks[p][1] - e) for p, (_, e) in plan.ranges.items())
+        except KafkaUnavailable:
+            result.lag_after = None
+        result.seconds += time.monotonic() - t0
+        return result
+
+    def release(self) -> None:
+        token = self._token or self.lock_token
+        if token:
+            self.store.release(self.spec.topic, token)
+        self._token = None
 
     def _read(self, plan: Plan, result: IngestResult, token: str) -> None:
         s = self.settings

@@ -134,9 +134,14 @@ class OffsetStore:
         self.clear_plan(plan.log)
 
     # locks ----------------------------------------------------------------------------------------------------
-    def acquire(self, topic: str, ttl_s: int = 600) -> str:
-        token = uuid.uuid4().hex
+    def acquire(self, topic: str, ttl_s: int = 600, token: str | None = None) -> str:
+        """Take the log's run lock. With a TOKEN the lock is re-entrant for that token: a retry of a run that died
+        holding it (same token, e.g. Dagster's root run id) takes it over instead of waiting for the TTL."""
+        token = token or uuid.uuid4().hex
         if not self.r.set(self.lock_key(topic), token, nx=True, ex=ttl_s):
+            if self.r.get(self.lock_key(topic)) == token:
+                self.r.expire(self.lock_key(topic), ttl_s)
+                return token
             holder_ttl = self.r.ttl(self.lock_key(topic))
             raise LockedError(f"log {topic!r} is being ingested by another run (lock {self.lock_key(topic)}, "
                               f"expires in {holder_ttl}s)")

@@ -13,7 +13,10 @@ OFFSET_CONTINUITY = "offset_continuity"
 RECORD_COUNTS = "record_counts"
 
 INGEST_JOB = "ingest_job"
-INGEST_OP = "ingest_log"
+INGEST_OP = "ingest_log"  # stage: plan, read, write, publish (its config holds the failure drill)
+REGISTER_OP = "register_hive"
+COMMIT_OP = "commit_offsets"
+HIVE_POOL = "hive_ddl"  # concurrency pool of the Hive DDL step (limit in dagster.yaml)
 SENSOR = "ingest_sensor"
 SCHEDULE = "ingest_schedule"
 

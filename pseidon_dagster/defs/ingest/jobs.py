@@ -1,6 +1,7 @@
 """ingest_job: one micro-batch of one log. A run is a `logs` partition (the log's name) tagged log=<name>.
 
-The op runs the core's Ingestor (plan -> read -> write -> publish -> register -> commit) and then reports:
+Three ops run the core's Ingestor steps: ingest_log (plan -> read -> write -> publish), register_hive (Hive
+partitions, in the hive_ddl concurrency pool) and commit_offsets (Redis), which then reports:
 - a `lake_files` materialization per (log, event hour) it wrote, with the hour's records/files/bytes/offset ranges
   and the run's read/written/filtered/quarantined, throughput and lag after the run;
 - `hive_table` materializations for the hours whose Hive partitions it registered;
@@ -10,6 +11,7 @@ A failure anywhere before the commit leaves Redis' offsets as they were; the sto
 (dagster.yaml enables run retries), which rewrites the same file names: no duplicates.
 """
 
+import dataclasses
 import datetime as dt
 import importlib.util
 import json
@@ -17,7 +19,7 @@ import time
 from typing import Callable
 
 import dagster as dg
-from dagster._core.storage.tags import RETRY_NUMBER_TAG
+from dagster._core.storage.tags import RETRY_NUMBER_TAG, ROOT_RUN_ID_TAG
 from pydantic import Field
 
 from ...core.config import Settings
@@ -25,8 +27,8 @@ from ...core.ingest import FileInfo, IngestResult, Ingestor
 from ...core.logtable import LogSpec
 from ...core.partitioning import hour_key, hour_start
 from .checks import file_detail, run_continuity, run_record_counts
-from .constants import (HIVE_TABLE, HOUR_DIM, INGEST_JOB, INGEST_OP, KAFKA_TOPIC, LAKE_FILES, LOG_DIM, LOG_TAG,
-                        OFFSET_CONTINUITY, RECORD_COUNTS)
+from .constants import (COMMIT_OP, HIVE_POOL, HIVE_TABLE, HOUR_DIM, INGEST_JOB, INGEST_OP, KAFKA_TOPIC, LAKE_FILES,
+                        LOG_DIM, LOG_TAG, OFFSET_CONTINUITY, RECORD_COUNTS, REGISTER_OP)
 from .partitions import HOURS_START, logs
 from .resources import PseidonResource
 
@@ -200,30 +202,94 @@ def report(context: dg.OpExecutionContext, settings: Settings, spec: LogSpec, re
     return summary
 
 
-@dg.op(name=INGEST_OP, out=dg.Out(dg.Nothing), description="Ingest one micro-batch of the run's log.")
-def ingest_log(context: dg.OpExecutionContext, config: IngestConfig, pseidon: PseidonResource):
+@dataclasses.dataclass
+class Staged:
+    """What the stage op hands to the register and commit ops."""
+
+    log: str
+    result: IngestResult | None = None  # None: nothing to do (row removed or disabled)
+    previous_end: dict[int, int] | None = None
+    inject_failure: bool = False
+    note: str = ""
+
+
+def _lock_token(context: dg.OpExecutionContext) -> str:
+    # A retry of a run that died holding the log's lock takes it over (same root run), others wait or fail.
+    return context.run.tags.get(ROOT_RUN_ID_TAG) or context.run_id
+
+
+def _ingestor(context: dg.OpExecutionContext, s, spec: LogSpec, inject: bool = False) -> Ingestor:
+    return Ingestor(s.settings, spec, s.store, s.kafka, register=registrar(s.settings, spec, context.log),
+                    before_commit=_inject if inject else None, lock_token=_lock_token(context))
+
+
+@dg.op(name=INGEST_OP, out=dg.Out(Staged),
+       description="Plan, read, parse, route, write and publish one micro-batch of the run's log (nothing committed).")
+def ingest_log(context: dg.OpExecutionContext, config: IngestConfig, pseidon: PseidonResource) -> Staged:
     log = context.partition_key
     with pseidon.session() as s:
         try:
             spec = s.table.get(log, s.settings.etl_group)
         except LookupError as e:
             context.log.warning(f"{e}: nothing to do (the row was removed)")
-            return dg.Output(None, metadata={"skipped": str(e)})
+            return Staged(log, note=str(e))
         if not spec.enabled:
             context.log.warning(f"{log} is disabled in pseidon_logs: nothing to do")
-            return dg.Output(None, metadata={"skipped": "disabled"})
+            return Staged(log, note="disabled")
         previous_end = previous_run_end(context.instance, log)
         inject = config.fail_before_commit and int(context.run.tags.get(RETRY_NUMBER_TAG, "0")) == 0
-        result = Ingestor(
-            s.settings, spec, s.store, s.kafka,
-            register=registrar(s.settings, spec, context.log),
-            before_commit=_inject if inject else None,
-        ).run()
-        context.log.info(f"{log}: {json.dumps(result.to_dict(), sort_keys=True)[:4000]}")
+        result = _ingestor(context, s, spec).stage()
+        context.log.info(f"{log}: staged {result.written} records in {len(result.files)} files "
+                         f"(plan {result.plan_id}, replayed {result.replayed})")
+        return Staged(log, result, previous_end, inject)
+
+
+def _step(context: dg.OpExecutionContext, pseidon: PseidonResource, staged: Staged, fn):
+    """Run FN(ingestor, spec, session) for a staged result; on failure release the log's lock (nothing is
+    committed, the stored plan stays for the retry)."""
+    with pseidon.session() as s:
+        spec = s.table.get(staged.log, s.settings.etl_group)
+        ing = _ingestor(context, s, spec, staged.inject_failure)
+        try:
+            return fn(ing, spec, s)
+        except BaseException:
+            ing.release()
+            raise
+
+
+@dg.op(name=REGISTER_OP, out=dg.Out(Staged), pool=HIVE_POOL,
+       description="Register the Hive partitions of the published files (ADD IF NOT EXISTS ... LOCATION). Runs in "
+                   "the hive_ddl concurrency pool so many logs cannot flood the metastore.")
+def register_hive(context: dg.OpExecutionContext, pseidon: PseidonResource, staged: Staged) -> Staged:
+    result = staged.result
+    if result is None or result.committed or not result.data_files:
+        return staged
+
+    def go(ing, spec, s):
+        if ing.register is None:
+            context.log.info(f"{staged.log}: no hive_url, Hive registration skipped")
+        ing.register_files(result)
+        return staged
+
+    return _step(context, pseidon, staged, go)
+
+
+@dg.op(name=COMMIT_OP, out=dg.Out(dg.Nothing),
+       description="Commit the planned end offsets to Redis, then report materializations and check results.")
+def commit_offsets(context: dg.OpExecutionContext, pseidon: PseidonResource, staged: Staged):
+    result = staged.result
+    if result is None:
+        return dg.Output(None, metadata={"skipped": staged.note})
+
+    def go(ing, spec, s):
+        ing.commit(result)
+        context.log.info(f"{staged.log}: {json.dumps(result.to_dict(), sort_keys=True)[:4000]}")
         if result.plan_id is None:
             return dg.Output(None, metadata={"read": 0, "lag_after": result.lag_after or 0,
                                              "note": "nothing to read (or start offsets pinned)"})
-        return dg.Output(None, metadata=report(context, s.settings, spec, result, previous_end))
+        return dg.Output(None, metadata=report(context, s.settings, spec, result, staged.previous_end))
+
+    return _step(context, pseidon, staged, go)
 
 
 ingest_config = dg.PartitionedConfig(
@@ -237,7 +303,8 @@ ingest_config = dg.PartitionedConfig(
     name=INGEST_JOB,
     config=ingest_config,
     executor_def=dg.in_process_executor,
-    description="One micro-batch of one log (the partition): plan, read, write hour files, register, commit.",
+    description="One micro-batch of one log (the partition): stage (plan, read, write, publish) -> register "
+                "Hive partitions (hive_ddl pool) -> commit offsets.",
 )
 def ingest_job():
-    ingest_log()
+    commit_offsets(register_hive(ingest_log()))

@@ -1,0 +1,77 @@
+"""ingest_job with Hive: the register_hive op (in the hive_ddl pool) registers every hour the run wrote, the
+hive_table asset is materialized with those partitions, and Hive being down fails the run before the commit."""
+from __future__ import annotations
+
+import pytest
+
+from pseidon_dagster.defs.ingest.constants import HIVE_POOL, HIVE_TABLE, REGISTER_OP
+
+from .test_dagster_run import DEFS, JOB, expected_hours, materializations, run
+from .test_ingest import add_log, make_messages
+from .test_sensor import instance, pseidon  # noqa: F401 - fixtures
+
+
+def test_register_op_is_in_the_hive_pool():
+    assert JOB.graph.node_named(REGISTER_OP).definition.pool == HIVE_POOL
+    assert DEFS.resolve_job_def(JOB.name) is JOB
+
+
+@pytest.mark.hive
+def test_hive_table_materializations_carry_the_registered_partitions(
+        pseidon, instance, settings, log_table, kafka, store, group, hive_port, hive_db, hive_catalog):
+    from pseidon_dagster.core.catalog import create_table_for
+
+    topic = kafka.topic(2)
+    spec = add_log(log_table, group, topic, hive_url=f"//127.0.0.1:{hive_port}/{hive_db}", hive_table_name="t")
+    create_table_for(settings, spec)
+    msgs = make_messages(400, hours=3, partitions=2)
+    kafka.produce(topic, msgs)
+
+    result = run(instance, pseidon, topic)
+
+    assert result.success
+    hours = expected_hours(msgs)
+    mats = materializations(result, HIVE_TABLE)
+    assert set(mats) == {f"{h}|{topic}" for h in hours}
+    registered = sorted(p for m in mats.values() for p in m.metadata["partitions"].value)
+    assert registered == hive_catalog.show_partitions(hive_db, "t") and len(registered) == len(hours)
+    assert hive_catalog.execute(f"SELECT count(*) FROM `{hive_db}`.`t`", fetch=True) == [(400,)]
+    assert store.get(topic, [0, 1]) == {0: 200, 1: 200}
+
+
+@pytest.mark.hive
+def test_hive_down_fails_the_run_before_the_commit_and_the_next_run_registers(
+        instance, settings, log_table, kafka, store, group, hive_port, hive_db, hive_catalog, tmp_path):
+    import socket
+
+    from pseidon_dagster.core.catalog import create_table_for
+    from pseidon_dagster.defs.ingest.resources import PseidonResource
+
+    from .test_sensor import write_conf
+
+    pseidon = PseidonResource(config_path=str(write_conf(tmp_path / "pseidon.edn", settings,
+                                                         hive={"retries": 1, "retry-backoff-ms": 50})))
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = sock.getsockname()[1]
+    topic = kafka.topic(1)
+    good = add_log(log_table, group, topic, hive_url=f"//127.0.0.1:{hive_port}/{hive_db}", hive_table_name="t")
+    create_table_for(settings, good)
+    add_log(log_table, group, topic, hive_url=f"//127.0.0.1:{closed}/{hive_db}", hive_table_name="t")
+    kafka.produce(topic, make_messages(50, partitions=1))
+
+    failed = run(instance, pseidon, topic)
+
+    assert not failed.success
+    step_failures = [e for e in failed.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert [e.step_key for e in step_failures] == [REGISTER_OP]
+    assert store.get(topic, [0]) == {0: None} and store.load_plan(topic) is not None
+    assert store.r.get(store.lock_key(topic)) is None  # the lock was released for the retry
+
+    add_log(log_table, group, topic, hive_url=f"//127.0.0.1:{hive_port}/{hive_db}", hive_table_name="t")
+    retried = run(instance, pseidon, topic)
+
+    assert retried.success
+    assert store.get(topic, [0]) == {0: 50}
+    assert hive_catalog.execute(f"SELECT count(*) FROM `{hive_db}`.`t`", fetch=True) == [(50,)]
