@@ -61,7 +61,8 @@ def sample_messages(log: str, n: int, now_ms: int, seed: int) -> list[tuple[int,
     return out
 
 
-def ensure_topics(bootstrap: str, names: list[str], partitions: int = 3) -> None:
+def ensure_topics(bootstrap: str, names: list[str], partitions: int = 3) -> list[str]:
+    """Create the topics that do not exist; return the ones created."""
     from confluent_kafka import KafkaError, KafkaException
     from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -69,13 +70,36 @@ def ensure_topics(bootstrap: str, names: list[str], partitions: int = 3) -> None
     existing = set(admin.list_topics(timeout=10).topics)
     missing = [n for n in names if n not in existing]
     if not missing:
-        return
+        return []
     for name, fut in admin.create_topics([NewTopic(n, partitions, 1) for n in missing]).items():
         try:
             fut.result(15)
         except KafkaException as e:
             if e.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                 raise
+    return missing
+
+
+def forget(settings, spec_row: dict) -> list[str]:
+    """A demo topic was (re)created on the embedded broker, which keeps nothing across restarts: drop what an
+    earlier demo left for it (Redis offsets/plan/lock, its files), so offsets and file names start afresh."""
+    import shutil
+
+    from .core.offsets import OffsetStore, connect
+
+    log = spec_row["log"]
+    store = OffsetStore(connect(settings.redis), settings.etl_group)
+    keys = [k for k in store.r.scan_iter(match=f"/{settings.etl_group}/*/{log}*")
+            if k.split("/")[-1] == log or k.split("/")[-2] == log]
+    for k in keys:
+        store.r.delete(k)
+    dirs = []
+    for root in (spec_row["base_partition"], spec_row["quarantine"]):
+        d = Path(settings.resolve_path(root)) / spec_row["log_partition"].strip("/")
+        if d.exists():
+            shutil.rmtree(d)
+            dirs.append(str(d))
+    return keys + dirs
 
 
 def produce(bootstrap: str, topic: str, messages: list[tuple[int, bytes | None]]) -> None:
@@ -181,7 +205,13 @@ def main(args) -> int:
         f"{', '.join(r['log'] for r in SAMPLE_LOGS)} (log_group {settings.etl_group!r})")
     table.engine.dispose()
     bootstrap = settings.bootstrap_servers
-    ensure_topics(bootstrap, [r["log"] for r in SAMPLE_LOGS])
+    created = ensure_topics(bootstrap, [r["log"] for r in SAMPLE_LOGS])
+    for row in SAMPLE_LOGS:
+        if row["log"] in created:
+            dropped = forget(settings, row)
+            if dropped:
+                say(f"  topic {row['log']} is new on this broker: dropped what an earlier demo left for it "
+                    f"({len(dropped)} Redis keys and folders)")
     now = now_ms()
     seed = int(now // 1000) % 100_000
     for row in SAMPLE_LOGS:
@@ -209,6 +239,7 @@ def main(args) -> int:
                 say(f"  partitions removed from {req.partitions_def_name!r}: {', '.join(req.partition_keys)}")
         if not tick.run_requests:
             say(f"  the sensor requested no run: {tick.skip_reason.skip_message if tick.skip_reason else ''}")
+            ok = False  # the demo has just produced messages: a tick without runs is a failure
         job = defs.resolve_job_def(INGEST_JOB)
         written: set[str] = set()
         for req in tick.run_requests:

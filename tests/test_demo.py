@@ -68,3 +68,37 @@ def test_demo_runs_twice_from_a_fresh_directory(tmp_path, kafka_bootstrap, group
             assert {p.split("|")[1] for p in parts} == {"clicks", "views"}
     finally:
         del os.environ["DAGSTER_HOME"]
+
+
+def test_demo_survives_a_broker_that_forgot_its_topics(tmp_path, group, redis_client):
+    """tansu keeps nothing across restarts while Redis does: the demo must start its topics afresh, not stall on
+    offsets from an earlier broker (the product itself rightly refuses offsets beyond the high watermark)."""
+    from pseidon_dagster.core.services import tansu_binary, wait_port
+
+    from .conftest import _free_port
+
+    port = _free_port()
+    url = f"tcp://127.0.0.1:{port}"
+    broker = subprocess.Popen([tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert wait_port(port, 20)
+        sample = (REPO / "conf" / "pseidon.edn").read_text()
+        conf = sample.replace(':etl-group "etl"', f':etl-group "{group}"')
+        conf = conf.replace('{:host "127.0.0.1" :port 19092}', f'{{:host "127.0.0.1" :port {port}}}')
+        (tmp_path / "conf").mkdir()
+        (tmp_path / "conf" / "pseidon.edn").write_text(conf)
+        for p in range(3):  # left by a demo against an earlier broker
+            redis_client.set(f"/{group}/offsets/clicks/{p}", 5000)
+        stale = tmp_path / "var" / "data" / "lake" / "raw" / "clicks" / "date=20200101" / "hour=2020010100"
+        stale.mkdir(parents=True)
+        (stale / "clicks-2020-01-01-00.p0.o0-10.gz").write_bytes(b"")
+
+        out = demo(tmp_path).stdout
+
+        assert "topic clicks is new on this broker" in out and "clicks: SUCCESS" in out, out
+        assert not stale.exists()
+        assert lines_of(tmp_path / "var" / "data" / "lake" / "raw" / "clicks") == 600
+    finally:
+        broker.terminate()
+        broker.wait(10)
