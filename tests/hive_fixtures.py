@@ -11,18 +11,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import uuid
 
 import pytest
 
 from pseidon_dagster.core.catalog import HiveCatalog, HiveTarget
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from .conftest import _free_port
 
 
 @pytest.fixture(scope="session")
