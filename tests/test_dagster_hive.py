@@ -75,3 +75,35 @@ def test_hive_down_fails_the_run_before_the_commit_and_the_next_run_registers(
     assert retried.success
     assert store.get(topic, [0]) == {0: 50}
     assert hive_catalog.execute(f"SELECT count(*) FROM `{hive_db}`.`t`", fetch=True) == [(50,)]
+
+
+@pytest.mark.hive
+def test_hive_table_job_creates_the_table_from_the_schema_file(
+        instance, settings, log_table, kafka, group, hive_port, hive_db, hive_catalog, tmp_path):
+    import json
+
+    from pseidon_dagster.defs.ingest.constants import HIVE_TABLE_JOB
+    from pseidon_dagster.defs.ingest.partitions import logs
+    from pseidon_dagster.defs.ingest.resources import PseidonResource
+
+    from .test_sensor import write_conf
+
+    schemas = tmp_path / "schemas"
+    schemas.mkdir()
+    topic = kafka.topic(1)
+    (schemas / f"{topic}.json").write_text(json.dumps({"columns": [{"name": "ts", "type": "bigint"},
+                                                                   {"name": "msg", "type": "string"}]}))
+    add_log(log_table, group, topic, out="parquet", hive_url=f"//127.0.0.1:{hive_port}/{hive_db}",
+            hive_table_name="typed")
+    resource = PseidonResource(config_path=str(write_conf(tmp_path / "pseidon.edn", settings,
+                                                          **{"schema-dir": str(schemas)})))
+    instance.add_dynamic_partitions(logs.name, [topic])
+
+    result = DEFS.resolve_job_def(HIVE_TABLE_JOB).execute_in_process(
+        instance=instance, partition_key=topic, resources={"pseidon": resource})
+
+    assert result.success
+    assert hive_catalog.describe("typed", hive_db) == [("ts", "bigint"), ("msg", "string")]
+    outputs = [e for e in result.all_events if e.event_type_value == "STEP_OUTPUT"]
+    ddl = outputs[0].event_specific_data.metadata["ddl"].value
+    assert "STORED AS PARQUET" in ddl and "PARTITIONED BY" in ddl and "LOCATION" in ddl

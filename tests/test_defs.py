@@ -56,7 +56,8 @@ def test_snapshot_of_the_graph():
     assert logs_dim == graph.get(KAFKA_TOPIC).partitions_def
     assert sorted((c.asset_key.to_user_string(), c.name) for c in graph.asset_check_keys) == [
         ("lake_files", "offset_continuity"), ("lake_files", "record_counts")]
-    assert sorted(j.name for j in defs.resolve_all_job_defs() if not j.name.startswith("__")) == ["ingest_job"]
+    assert sorted(j.name for j in defs.resolve_all_job_defs() if not j.name.startswith("__")) == [
+        "hive_table_job", "ingest_job"]
     sensor = defs.resolve_sensor_def("ingest_sensor")
     assert sensor.minimum_interval_seconds == 30
     assert sensor.default_status == dg.DefaultSensorStatus.RUNNING

@@ -27,8 +27,9 @@ from ...core.ingest import FileInfo, IngestResult, Ingestor
 from ...core.logtable import LogSpec
 from ...core.partitioning import hour_key, hour_start
 from .checks import file_detail, run_continuity, run_record_counts
-from .constants import (COMMIT_OP, HIVE_POOL, HIVE_TABLE, HOUR_DIM, INGEST_JOB, INGEST_OP, KAFKA_TOPIC, LAKE_FILES,
-                        LOG_DIM, LOG_TAG, OFFSET_CONTINUITY, RECORD_COUNTS, REGISTER_OP)
+from .constants import (COMMIT_OP, CREATE_TABLE_OP, HIVE_POOL, HIVE_TABLE, HIVE_TABLE_JOB, HOUR_DIM, INGEST_JOB,
+                        INGEST_OP, KAFKA_TOPIC, LAKE_FILES, LOG_DIM, LOG_TAG, OFFSET_CONTINUITY, RECORD_COUNTS,
+                        REGISTER_OP)
 from .partitions import HOURS_START, logs
 from .resources import PseidonResource
 
@@ -308,3 +309,32 @@ ingest_config = dg.PartitionedConfig(
 )
 def ingest_job():
     commit_offsets(register_hive(ingest_log()))
+
+
+@dg.op(name=CREATE_TABLE_OP, pool=HIVE_POOL, out=dg.Out(dg.Nothing),
+       description="CREATE EXTERNAL TABLE IF NOT EXISTS for the log (the partition): partitioned like the files, "
+                   "stored as the log's output_format, at <base_partition>/<log_partition>.")
+def create_hive_table(context: dg.OpExecutionContext, pseidon: PseidonResource):
+    from ...core.catalog import create_table_for  # noqa: PLC0415
+    from ...core.schemas import load_schema_file  # noqa: PLC0415
+
+    log = context.partition_key
+    with pseidon.session() as s:
+        spec = s.table.get(log, s.settings.etl_group)
+        columns = load_schema_file(s.settings.schema_dir, log)
+        ddl = create_table_for(s.settings, spec, columns)
+    context.log.info(ddl)
+    context.log_event(dg.AssetObservation(asset_key=HIVE_TABLE, description=f"table of {log} ensured",
+                                          metadata={"ddl": dg.MetadataValue.md(f"```sql\n{ddl}\n```"), "log": log}))
+    return dg.Output(None, metadata={"ddl": dg.MetadataValue.md(f"```sql\n{ddl}\n```")})
+
+
+@dg.job(
+    name=HIVE_TABLE_JOB,
+    partitions_def=logs,
+    executor_def=dg.in_process_executor,
+    description="Create the log's external Hive table if it does not exist (columns from <schema-dir>/<log>.json "
+                "when present; else one `line` column for text logs). Also: pseidon-dagster hive create-table LOG.",
+)
+def hive_table_job():
+    create_hive_table()
