@@ -131,3 +131,51 @@ def test_memory_stays_bounded_and_flushes_do_not_change_contents(settings, log_t
         produced.append(sum(len(v) for _, v in msgs))
     assert produced[1] > 17e6
     assert peaks[1] < 1.5 * peaks[0], f"peaks {peaks} for inputs of {produced} bytes"
+
+
+def test_parquet_files_are_readable_by_duckdb(settings, log_table, kafka, store, group, tmp_path):
+    import duckdb
+
+    topic = kafka.topic(2)
+    spec = add_log(log_table, group, topic, fmt="txt:sep=pipe;ts=0", out="parquet")
+    s = _parquet_settings(settings, tmp_path, topic, [("ts", "bigint"), ("msg", "string"), ("x", "string")])
+    kafka.produce(topic, make_messages(300, hours=3, partitions=2))
+
+    result = ingest(s, spec, store)
+
+    root = f"{settings.data_dir}/lake/raw/{topic}"
+    rows = duckdb.sql(f"SELECT hour, count(*), count(DISTINCT msg) FROM read_parquet('{root}/*/*/*.parquet', "
+                      f"hive_partitioning = true) GROUP BY hour ORDER BY hour").fetchall()
+    per_hour = collections.Counter(str(dt.datetime.fromtimestamp(f.hour * 3600, dt.timezone.utc).strftime("%Y%m%d%H"))
+                                   for f in result.data_files for _ in range(f.records))
+    assert [(str(h), n, d) for h, n, d in rows] == [(h, n, n) for h, n in sorted(per_hour.items())]
+    assert sum(n for _, n, _ in rows) == 300
+
+
+def test_timestamp_window_and_years_that_are_not_four_digits(settings, log_table, kafka, store, group):
+    import time
+
+    topic = kafka.topic(1)
+    spec = add_log(log_table, group, topic)
+    now = int(time.time() * 1000)
+    msgs = [(0, f"{now}|now".encode()),
+            (0, f"{now - 40 * 24 * HOUR}|40 days ago".encode()),
+            (0, f"{now + 3 * HOUR}|3 hours ahead".encode()),
+            (0, f"{now * 1000}|microseconds read as ms".encode())]
+    kafka.produce(topic, msgs)
+    windowed = dataclasses.replace(settings, writer=dataclasses.replace(settings.writer, allow_all_ts=False))
+
+    result = ingest(windowed, spec, store)
+
+    assert (result.written, result.quarantined) == (1, 3)
+    q = [json.loads(line) for f in result.files if f.kind == "quarantine" for line in read_lines(f.path)]
+    assert [r["offset"] for r in q] == [1, 2, 3]
+    assert all("outside the accepted window" in r["error"] for r in q)
+
+    # :allow-all-ts accepts any 4-digit year, but never a 5-digit one (no path nothing can load)
+    topic2 = kafka.topic(1)
+    spec2 = add_log(log_table, group, topic2)
+    kafka.produce(topic2, msgs)
+    result2 = ingest(settings, spec2, store)
+    assert (result2.written, result2.quarantined) == (3, 1)
+    assert all(len(Path(f.path).parent.name) == len("hour=2026112007") for f in result2.data_files)
