@@ -159,3 +159,15 @@ def test_staged_steps_and_a_reentrant_lock_for_retries(settings, log_table, kafk
     retry.register_files(again)
     assert retry.commit(again).committed and store.get(topic, [0]) == {0: 10}
     assert store.r.get(store.lock_key(topic)) is None
+
+
+def test_a_stored_plan_whose_offsets_expired_fails_with_a_way_out(settings, log_table, kafka, store, group):
+    topic = kafka.topic(1)
+    spec = add_log(log_table, group, topic)
+    kafka.produce(topic, make_messages(10, partitions=1))
+
+    with pytest.raises(RuntimeError, match="injected"):
+        ingest(settings, spec, store, before_commit=lambda r: (_ for _ in ()).throw(RuntimeError("injected")))
+    with pytest.raises(OffsetError, match="cannot be replayed.*offsets reset"):
+        ingest(settings, spec, store, kafka=RetentionSource(settings))
+    assert store.get(topic, [0]) == {0: None} and store.load_plan(topic) is not None

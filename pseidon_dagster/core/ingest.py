@@ -209,6 +209,14 @@ class Ingestor:
                 self.store.clear_plan(topic)
             else:
                 log.warning("replaying stored plan %s of %s (a previous run did not commit)", stored.plan_id, topic)
+                marks = self.kafka.watermarks(topic, list(stored.ranges))
+                expired = {p: (s, marks[p][0]) for p, (s, e) in stored.ranges.items() if e > s and s < marks[p][0]}
+                if expired:
+                    raise OffsetError(
+                        f"{topic}: stored plan {stored.plan_id} cannot be replayed: Kafka expired offsets it must "
+                        f"read ({', '.join(f'[{p}] {a}..{b - 1}' for p, (a, b) in sorted(expired.items()))}) since "
+                        f"it was made. Files of its failed attempt may be in the lake; check them, then run "
+                        f"`pseidon-dagster offsets reset {topic} --to earliest` (which also drops the plan)")
                 return stored, True
         parts = self.kafka.partitions(topic)
         marks = self.kafka.watermarks(topic, parts)
