@@ -14,7 +14,6 @@ Figures are messages/second and ratios to bare-read (ratios, not absolute times:
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import socket
 import subprocess

@@ -13,6 +13,8 @@ import time
 import uuid
 from pathlib import Path
 
+import dagster as dg
+import edn_format
 import pytest
 import redis as redis_lib
 import sqlalchemy as sa
@@ -23,6 +25,7 @@ from pseidon_dagster.core import config as config_mod
 from pseidon_dagster.core.logtable import LogTable, create_table
 from pseidon_dagster.core.offsets import OffsetStore, connect
 from pseidon_dagster.core.services import tansu_binary, wait_port
+from pseidon_dagster.defs.ingest.resources import PseidonResource
 
 pytest_plugins = ["tests.hive_fixtures"]
 
@@ -175,3 +178,40 @@ def wait_for(fn, seconds: float = 10.0, every: float = 0.2):
         if value or time.monotonic() > deadline:
             return value
         time.sleep(every)
+
+
+# --- Dagster: a resource on the test servers, and a throw-away instance ------------------------------------------
+
+def _edn(value):
+    if isinstance(value, dict):
+        return {edn_format.Keyword(k): _edn(v) for k, v in value.items()}
+    return value
+
+
+def write_conf(path: Path, settings, **extra) -> Path:
+    """A pseidon.edn equivalent to the conftest `settings` (plus EXTRA keys), for PseidonResource(config_path=...)."""
+    host, port = settings.redis.hosts[0]
+    mapping = {
+        "etl-db-host": settings.etl_db_url,
+        "etl-group": settings.etl_group,
+        "kafka-brokers": ",".join(settings.kafka_brokers),
+        "kafka-use-earliest": settings.kafka_use_earliest,
+        "kafka-timeout-ms": int(settings.kafka_timeout_s * 1000),
+        "redis-conf": {"host": f"{host}:{port}"},
+        "data-dir": settings.data_dir,
+        "writer": {"allow-all-ts": settings.writer.allow_all_ts},
+        **extra,
+    }
+    path.write_text(edn_format.dumps(_edn(mapping)))
+    return path
+
+
+@pytest.fixture
+def pseidon(tmp_path, settings) -> PseidonResource:
+    return PseidonResource(config_path=str(write_conf(tmp_path / "pseidon.edn", settings)))
+
+
+@pytest.fixture
+def instance():
+    with dg.instance_for_test() as inst:
+        yield inst

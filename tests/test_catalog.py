@@ -521,7 +521,7 @@ def test_cli_creates_the_table_and_lists_partitions(settings, log_table, kafka, 
     import sys
 
     topic = kafka.topic(1)
-    spec = add_log(log_table, group, topic, hive_url=f"//127.0.0.1:{hive_port}/{hive_db}", hive_table_name="clicks")
+    add_log(log_table, group, topic, hive_url=f"//127.0.0.1:{hive_port}/{hive_db}", hive_table_name="clicks")
     kafka.produce(topic, make_messages(40, hours=2, partitions=1))
     conf = tmp_path / "pseidon.edn"
     conf.write_text(f'{{:etl-db-host "{settings.etl_db_url}" :etl-group "{group}" :kafka-use-earliest true '

@@ -8,7 +8,6 @@ from pseidon_dagster.defs.ingest.constants import HIVE_POOL, HIVE_TABLE, REGISTE
 
 from .test_dagster_run import DEFS, JOB, expected_hours, materializations, run
 from .test_ingest import add_log, make_messages
-from .test_sensor import instance, pseidon  # noqa: F401 - fixtures
 
 
 def test_register_op_is_in_the_hive_pool():
@@ -47,7 +46,7 @@ def test_hive_down_fails_the_run_before_the_commit_and_the_next_run_registers(
     from pseidon_dagster.core.catalog import create_table_for
     from pseidon_dagster.defs.ingest.resources import PseidonResource
 
-    from .test_sensor import write_conf
+    from .conftest import write_conf
 
     pseidon = PseidonResource(config_path=str(write_conf(tmp_path / "pseidon.edn", settings,
                                                          hive={"retries": 1, "retry-backoff-ms": 50})))
@@ -86,7 +85,7 @@ def test_hive_table_job_creates_the_table_from_the_schema_file(
     from pseidon_dagster.defs.ingest.partitions import logs
     from pseidon_dagster.defs.ingest.resources import PseidonResource
 
-    from .test_sensor import write_conf
+    from .conftest import write_conf
 
     schemas = tmp_path / "schemas"
     schemas.mkdir()

@@ -51,7 +51,6 @@ def test_mysql_storage_block_works_against_mariadb(tmp_path, monkeypatch, mysql_
     monkeypatch.setenv("DAGSTER_MYSQL_DB", name)
 
     logs = dg.DynamicPartitionsDefinition(name="logs")
-    log_hours = dg.MultiPartitionsDefinition({"log": logs, "hour": dg.HourlyPartitionsDefinition("2026-01-01-00:00")})
     key = dg.AssetKey("lake_files")
 
     @dg.op

@@ -18,7 +18,7 @@ from pseidon_dagster.defs.ingest.partitions import logs
 
 from .conftest import read_lines
 from .test_ingest import BASE_TS, HOUR, add_log, make_messages
-from .test_sensor import apply_partitions, instance, pseidon, requested, tick  # noqa: F401 - fixtures
+from .test_sensor import apply_partitions, requested, tick
 
 DEFS = build_defs()
 JOB = DEFS.resolve_job_def(INGEST_JOB)

@@ -9,10 +9,8 @@ from __future__ import annotations
 import json
 import socket
 import time
-from pathlib import Path
 
 import dagster as dg
-import edn_format
 import pytest
 from dagster._core.test_utils import create_run_for_test
 
@@ -22,44 +20,8 @@ from pseidon_dagster.defs.ingest.partitions import logs
 from pseidon_dagster.defs.ingest.resources import PseidonResource
 from pseidon_dagster.defs.ingest.sensors import ingest_sensor
 
+from .conftest import write_conf
 from .test_ingest import add_log, make_messages
-
-
-# --- helpers shared with test_dagster_run.py --------------------------------------------------------------------
-
-def _edn(value):
-    if isinstance(value, dict):
-        return {edn_format.Keyword(k): _edn(v) for k, v in value.items()}
-    return value
-
-
-def write_conf(path: Path, settings, **extra) -> Path:
-    """A pseidon.edn equivalent to the conftest `settings` (plus EXTRA keys), for PseidonResource(config_path=...)."""
-    host, port = settings.redis.hosts[0]
-    mapping = {
-        "etl-db-host": settings.etl_db_url,
-        "etl-group": settings.etl_group,
-        "kafka-brokers": ",".join(settings.kafka_brokers),
-        "kafka-use-earliest": settings.kafka_use_earliest,
-        "kafka-timeout-ms": int(settings.kafka_timeout_s * 1000),
-        "redis-conf": {"host": f"{host}:{port}"},
-        "data-dir": settings.data_dir,
-        "writer": {"allow-all-ts": settings.writer.allow_all_ts},
-        **extra,
-    }
-    path.write_text(edn_format.dumps(_edn(mapping)))
-    return path
-
-
-@pytest.fixture
-def pseidon(tmp_path, settings) -> PseidonResource:
-    return PseidonResource(config_path=str(write_conf(tmp_path / "pseidon.edn", settings)))
-
-
-@pytest.fixture
-def instance():
-    with dg.instance_for_test() as inst:
-        yield inst
 
 
 def tick(instance, resource, cursor=None) -> dg.SensorResult:

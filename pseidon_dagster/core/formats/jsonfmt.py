@@ -69,7 +69,7 @@ class JsonParser:
 
     def __init__(self, d: Descriptor, now_ms: Callable[[], int] | None = None):
         self.descriptor = d
-        self.spec = spec = JsonSpec.from_descriptor(d)
+        self.spec = JsonSpec.from_descriptor(d)
         self.now_ms = clock(now_ms)
         self._ts = self._build_ts()
         self.line = self._build_line()
