@@ -25,14 +25,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition  # noqa: E402
-from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
+from confluent_kafka import Consumer, KafkaError, TopicPartition  # noqa: E402
 
 from pseidon_dagster.core import config as config_mod  # noqa: E402
 from pseidon_dagster.core.ingest import ingest  # noqa: E402
 from pseidon_dagster.core.logtable import LogSpec  # noqa: E402
 from pseidon_dagster.core.offsets import OffsetStore, connect  # noqa: E402
-from pseidon_dagster.core.services import port_open, redis_binary, tansu_binary, wait_port  # noqa: E402
+from pseidon_dagster.core.services import (create_topics, port_open, produce_sealed, redis_binary,  # noqa: E402
+                                           tansu_binary, wait_port)
 
 BASE_TS = 1_795_000_000_000
 
@@ -51,27 +51,10 @@ def start(args: list[str], port: int, log: Path) -> subprocess.Popen:
     return proc
 
 
-def produce(bootstrap: str, topic: str, n: int, partitions: int) -> None:
-    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 50, "batch.num.messages": 10000,
-                  "queue.buffering.max.messages": 1_000_000, "compression.type": "none"})
+def messages(n: int, partitions: int) -> list[tuple[int, bytes]]:
     pad = "x" * 60
-    per_part = n // partitions
-    for i in range(n - partitions):
-        ts = BASE_TS + (i * 7919) % (6 * 3_600_000)
-        while True:
-            try:
-                p.produce(topic, value=f"{ts}|user-{i % 5000}|/page/{i % 97}|{pad}".encode(), partition=i % partitions)
-                break
-            except BufferError:
-                p.poll(0.05)
-        if i % 50000 == 0:
-            p.poll(0)
-    p.flush(60)
-    single = Producer({"bootstrap.servers": bootstrap, "linger.ms": 0, "batch.num.messages": 1})
-    for part in range(partitions):  # tansu's high watermark is the last batch's base offset + 1
-        single.produce(topic, value=f"{BASE_TS}|last|/|{pad}".encode(), partition=part)
-        single.flush(10)
-    assert per_part
+    return [(i % partitions, f"{BASE_TS + (i * 7919) % (6 * 3_600_000)}|user-{i % 5000}|/page/{i % 97}|{pad}".encode())
+            for i in range(n)]
 
 
 def bare_read(bootstrap: str, topic: str, partitions: int, n: int) -> float:
@@ -163,11 +146,9 @@ def main() -> int:
             procs.append(start([redis_binary(), "--port", str(rport), "--bind", "127.0.0.1", "--save", ""], rport,
                                work / "redis.log"))
         topic = f"bench-{uuid.uuid4().hex[:8]}"
-        admin = AdminClient({"bootstrap.servers": bootstrap})
-        for f in admin.create_topics([NewTopic(topic, args.partitions, 1)]).values():
-            f.result(10)
+        create_topics(bootstrap, [topic], args.partitions)
         t0 = time.perf_counter()
-        produce(bootstrap, topic, args.messages, args.partitions)
+        produce_sealed(bootstrap, topic, messages(args.messages, args.partitions))
         n = args.messages
         print(f"produced {n:,} messages ({args.partitions} partitions) in {time.perf_counter() - t0:.1f}s")
 

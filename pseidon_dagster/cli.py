@@ -105,17 +105,11 @@ def cmd_offsets(args) -> int:
 
 def cmd_hive(args) -> int:
     from .core import catalog
-    from .core.schemas import load_schema_file
 
     settings = _settings(args)
     spec = _table(settings).get(args.log, settings.etl_group)
     if args.action == "create-table":
-        columns = None
-        if spec.output_format == "parquet" or args.columns_from_schema:
-            columns = load_schema_file(settings.schema_dir, spec.log)
-            if columns is None:
-                raise SystemExit(f"no schema file {settings.schema_dir}/{spec.log}.json for {spec.log}'s columns")
-        print(catalog.create_table_for(settings, spec, columns))
+        print(catalog.create_table_for(settings, spec))
         return 0
     cat, db, table = catalog.catalog_for(settings, spec)
     for part in cat.show_partitions(db, table):
@@ -166,8 +160,6 @@ def build_parser() -> argparse.ArgumentParser:
     p = with_config(sub.add_parser("hive", help="create a log's external Hive table, or list its partitions"))
     p.add_argument("action", choices=["create-table", "partitions"])
     p.add_argument("log")
-    p.add_argument("--columns-from-schema", action="store_true",
-                   help="text logs: take the columns from <schema-dir>/<log>.json instead of one `line` column")
     p.set_defaults(fn=cmd_hive)
 
     p = with_config(sub.add_parser("demo", help="embedded stack + sample data + one sensor tick through Dagster"))

@@ -61,25 +61,6 @@ def sample_messages(log: str, n: int, now_ms: int, seed: int) -> list[tuple[int,
     return out
 
 
-def ensure_topics(bootstrap: str, names: list[str], partitions: int = 3) -> list[str]:
-    """Create the topics that do not exist; return the ones created."""
-    from confluent_kafka import KafkaError, KafkaException
-    from confluent_kafka.admin import AdminClient, NewTopic
-
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    existing = set(admin.list_topics(timeout=10).topics)
-    missing = [n for n in names if n not in existing]
-    if not missing:
-        return []
-    for name, fut in admin.create_topics([NewTopic(n, partitions, 1) for n in missing]).items():
-        try:
-            fut.result(15)
-        except KafkaException as e:
-            if e.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
-                raise
-    return missing
-
-
 def forget(settings, spec_row: dict) -> list[str]:
     """A demo topic was (re)created on the embedded broker, which keeps nothing across restarts: drop what an
     earlier demo left for it (Redis offsets/plan/lock, its files), so offsets and file names start afresh."""
@@ -100,28 +81,6 @@ def forget(settings, spec_row: dict) -> list[str]:
             shutil.rmtree(d)
             dirs.append(str(d))
     return keys + dirs
-
-
-def produce(bootstrap: str, topic: str, messages: list[tuple[int, bytes | None]]) -> None:
-    """Produce in order. Each partition's last message goes alone in its own record batch: tansu reports the high
-    watermark as the last batch's base offset + 1, so this makes the watermark cover every message."""
-    from confluent_kafka import Producer
-
-    last = {part: i for i, (part, _) in enumerate(messages)}
-    held = set(last.values())
-    bulk = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "batch.num.messages": 10000})
-    for i, (part, value) in enumerate(messages):
-        if i not in held:
-            bulk.produce(topic, value=value, partition=part)
-            bulk.poll(0)
-    if bulk.flush(30):
-        raise RuntimeError(f"could not deliver all messages to {topic}")
-    single = Producer({"bootstrap.servers": bootstrap, "linger.ms": 0, "batch.num.messages": 1})
-    for i in sorted(held):
-        part, value = messages[i]
-        single.produce(topic, value=value, partition=part)
-        if single.flush(10):
-            raise RuntimeError(f"could not deliver to {topic}[{part}]")
 
 
 def count_lines(path: Path) -> tuple[int, list[str]]:
@@ -205,7 +164,7 @@ def main(args) -> int:
         f"{', '.join(r['log'] for r in SAMPLE_LOGS)} (log_group {settings.etl_group!r})")
     table.engine.dispose()
     bootstrap = settings.bootstrap_servers
-    created = ensure_topics(bootstrap, [r["log"] for r in SAMPLE_LOGS])
+    created = services.create_topics(bootstrap, [r["log"] for r in SAMPLE_LOGS])
     for row in SAMPLE_LOGS:
         if row["log"] in created:
             dropped = forget(settings, row)
@@ -216,7 +175,7 @@ def main(args) -> int:
     seed = int(now // 1000) % 100_000
     for row in SAMPLE_LOGS:
         msgs = sample_messages(row["log"], MESSAGES[row["log"]], now, seed)
-        produce(bootstrap, row["log"], msgs)
+        services.produce_sealed(bootstrap, row["log"], msgs)
         say(f"  produced {len(msgs)} messages to {row['log']} (event times over the last {HOURS} hours, "
             "1 malformed, 1 null)")
 

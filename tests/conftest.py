@@ -18,13 +18,11 @@ import edn_format
 import pytest
 import redis as redis_lib
 import sqlalchemy as sa
-from confluent_kafka import Producer
-from confluent_kafka.admin import AdminClient, NewTopic
 
 from pseidon_dagster.core import config as config_mod
 from pseidon_dagster.core.logtable import LogTable, create_table
 from pseidon_dagster.core.offsets import OffsetStore, connect
-from pseidon_dagster.core.services import tansu_binary, wait_port
+from pseidon_dagster.core.services import create_topics, produce_sealed, tansu_binary, wait_port
 from pseidon_dagster.defs.ingest.resources import PseidonResource
 
 pytest_plugins = ["tests.hive_fixtures"]
@@ -124,29 +122,11 @@ class KafkaHelper:
 
     def topic(self, partitions: int = 3, prefix: str = "t") -> str:
         name = f"{prefix}-{uuid.uuid4().hex[:10]}"
-        admin = AdminClient({"bootstrap.servers": self.bootstrap})
-        for f in admin.create_topics([NewTopic(name, partitions, 1)]).values():
-            f.result(10)
+        assert create_topics(self.bootstrap, [name], partitions) == [name]
         return name
 
     def produce(self, topic: str, messages: list[tuple[int, bytes | None]]) -> None:
-        """Produce (partition, value) pairs in order. Each partition's last message goes alone in its own record
-        batch, so that tansu's high watermark (last batch's base offset + 1) covers everything produced."""
-        last: dict[int, int] = {}
-        for i, (part, _) in enumerate(messages):
-            last[part] = i
-        held = set(last.values())
-        p = Producer({"bootstrap.servers": self.bootstrap, "linger.ms": 20, "batch.num.messages": 10000})
-        for i, (part, value) in enumerate(messages):
-            if i not in held:
-                p.produce(topic, value=value, partition=part)
-                p.poll(0)
-        assert p.flush(30) == 0
-        single = Producer({"bootstrap.servers": self.bootstrap, "linger.ms": 0, "batch.num.messages": 1})
-        for i in sorted(held):
-            part, value = messages[i]
-            single.produce(topic, value=value, partition=part)
-            assert single.flush(10) == 0
+        produce_sealed(self.bootstrap, topic, messages)
 
 
 @pytest.fixture

@@ -32,6 +32,9 @@ def test_hive_table_materializations_carry_the_registered_partitions(
     hours = expected_hours(msgs)
     mats = materializations(result, HIVE_TABLE)
     assert set(mats) == {f"{h}|{topic}" for h in hours}
+    for key, mat in mats.items():  # each (hour, log) partition names exactly its own Hive partition
+        hour = key.split("|")[0]  # YYYY-MM-DD-HH:00
+        assert mat.metadata["partitions"].value == [f"dt={hour[:10].replace('-', '')}/hr={hour[:13].replace('-', '')}"]
     registered = sorted(p for m in mats.values() for p in m.metadata["partitions"].value)
     assert registered == hive_catalog.show_partitions(hive_db, "t") and len(registered) == len(hours)
     assert hive_catalog.execute(f"SELECT count(*) FROM `{hive_db}`.`t`", fetch=True) == [(400,)]

@@ -186,30 +186,3 @@ def test_job_is_partitioned_by_logs_and_tags_every_run_with_its_log():
     assert JOB.partitions_def == logs
     # so runs launched by hand or by a backfill carry log=<name> too, and the per-log run limit holds for them
     assert JOB.partitioned_config.get_tags_for_partition_key("clicks")[LOG_TAG] == "clicks"
-
-
-def test_registered_hive_partitions_materialize_hive_table(pseidon, instance, log_table, kafka, group, monkeypatch):
-    from pseidon_dagster.core import catalog
-
-    topic = kafka.topic(3)
-    add_log(log_table, group, topic, hive_url="//127.0.0.1:1/default", hive_table_name="t_demo")
-    msgs = make_messages(60, hours=2)
-    kafka.produce(topic, msgs)
-    seen = []
-
-    def fake_registrar(settings, spec):
-        def register(result):
-            seen.append(result.plan_id)
-            return [f"dt={hour_key(h)[:10].replace('-', '')}/hr={hour_key(h)[:13].replace('-', '')}"
-                    for h in result.hours]
-        return register
-
-    monkeypatch.setattr(catalog, "registrar_for", fake_registrar)
-    result = run(instance, pseidon, topic)
-    assert result.success and len(seen) == 1
-    hive = materializations(result, HIVE_TABLE)
-    assert set(hive) == set(materializations(result)) == {f"{h}|{topic}" for h in expected_hours(msgs)}
-    for key, mat in hive.items():
-        (spec_text,) = mat.metadata["partitions"].value
-        assert spec_text.endswith(key[:13].replace("-", "")), (key, spec_text)
-        assert mat.metadata["table"].value == "t_demo"

@@ -18,6 +18,15 @@ BASE_TS = int(dt.datetime(2026, 11, 20, 7, tzinfo=dt.timezone.utc).timestamp() *
 HOUR = 3_600_000
 
 
+class InjectedFailure(RuntimeError):
+    pass
+
+
+def fail_before_commit(result):
+    """before_commit hook: the files are published, the offsets not yet committed."""
+    raise InjectedFailure(f"injected failure between publish and commit of plan {result.plan_id}")
+
+
 def add_log(log_table, group, topic, fmt="txt:sep=pipe;ts=0", out="gzip", **extra):
     row = dict(log=topic, format=fmt, output_format=out, base_partition="lake", log_partition=f"raw/{topic}",
                quarantine="quarantine", log_group=group, enabled=1)
@@ -114,14 +123,8 @@ def test_failure_after_publish_before_commit_is_replayed_without_duplicates(
     spec = add_log(log_table, group, topic)
     kafka.produce(topic, make_messages(1200))
 
-    class Boom(RuntimeError):
-        pass
-
-    def fail(result):
-        raise Boom("injected failure between publish and commit")
-
-    with pytest.raises(Boom):
-        ingest(settings, spec, store, before_commit=fail)
+    with pytest.raises(InjectedFailure):
+        ingest(settings, spec, store, before_commit=fail_before_commit)
     root = Path(settings.data_dir) / "lake" / "raw" / topic
     first = {f.relative_to(root): f.read_bytes() for f in data_files(root)}
     assert first, "files were published before the failure"
@@ -194,11 +197,8 @@ def test_replay_uses_the_planned_format_and_cut_rules_even_if_they_changed(
     kafka.produce(topic, make_messages(500, partitions=1))
     small = dataclasses.replace(settings, writer=dataclasses.replace(settings.writer, rollover_size=3000))
 
-    def fail(result):
-        raise RuntimeError("injected")
-
-    with pytest.raises(RuntimeError):
-        ingest(small, spec, store, before_commit=fail)
+    with pytest.raises(InjectedFailure):
+        ingest(small, spec, store, before_commit=fail_before_commit)
     root = Path(settings.data_dir) / "lake" / "raw" / topic
     first = {f.relative_to(root): f.read_bytes() for f in data_files(root)}
 

@@ -12,7 +12,7 @@ from pseidon_dagster.core.ingest import ingest
 from pseidon_dagster.core.kafka import KafkaSource
 from pseidon_dagster.core.offsets import OffsetError, LockedError
 
-from .test_ingest import add_log, make_messages
+from .test_ingest import InjectedFailure, add_log, fail_before_commit, make_messages
 
 
 def test_first_run_starts_at_latest_unless_use_earliest(settings, log_table, kafka, store, group, redis_client):
@@ -166,8 +166,8 @@ def test_a_stored_plan_whose_offsets_expired_fails_with_a_way_out(settings, log_
     spec = add_log(log_table, group, topic)
     kafka.produce(topic, make_messages(10, partitions=1))
 
-    with pytest.raises(RuntimeError, match="injected"):
-        ingest(settings, spec, store, before_commit=lambda r: (_ for _ in ()).throw(RuntimeError("injected")))
+    with pytest.raises(InjectedFailure):
+        ingest(settings, spec, store, before_commit=fail_before_commit)
     with pytest.raises(OffsetError, match="cannot be replayed.*offsets reset"):
         ingest(settings, spec, store, kafka=RetentionSource(settings))
     assert store.get(topic, [0]) == {0: None} and store.load_plan(topic) is not None

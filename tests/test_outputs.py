@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from pyarrow.fs import LocalFileSystem
 
 from pseidon_dagster.core.ingest import IngestError, ingest
+from pseidon_dagster.core.writers import count_records
 
 from .conftest import read_lines
 from .test_ingest import BASE_TS, HOUR, add_log, make_messages
@@ -30,6 +32,9 @@ def test_text_output_formats(settings, log_table, kafka, store, group, out, ext)
     assert {Path(f.path).name.rsplit(".", 1)[1] for f in result.files} == {ext}
     lines = [line for f in result.files for line in read_lines(f.path)]
     assert sorted(lines) == sorted(v for _, v in msgs)
+    # the product's own reader (used by the record_counts check) agrees with the stdlib decoders
+    assert [count_records(LocalFileSystem(), f.path) for f in result.files] == [
+        len(read_lines(f.path)) for f in result.files]
 
 
 def test_unknown_output_format_fails_only_that_log(log_table, group):
@@ -68,6 +73,7 @@ def test_parquet_typed_columns_from_txt_with_quarantine(settings, log_table, kaf
     rows = []
     for f in data:
         t = pq.read_table(f.path)
+        assert count_records(LocalFileSystem(), f.path) == t.num_rows == f.records
         assert t.schema.field("amount").type == "double" and t.schema.field("ts").type == "int64"
         rows.extend(t.to_pylist())
     assert sorted(r["user"] for r in rows) == sorted(f"u{i}" for i in range(30))

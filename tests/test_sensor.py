@@ -178,7 +178,7 @@ def test_kafka_down_is_reported_quickly_and_partitions_still_sync(tmp_path, sett
 
 
 def test_decide_rules_without_servers(settings):
-    from pseidon_dagster.defs.ingest.lag import LogLag, decide
+    from pseidon_dagster.core.lag import LogLag, decide
 
     s = settings  # sensor_min_lag 1, max wait = rollover timeout (600 s)
     marks = {0: (0, 10), 1: (5, 5)}

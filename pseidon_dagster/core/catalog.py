@@ -492,23 +492,29 @@ def table_location(settings: Settings, spec: LogSpec) -> str:
     return _local_uri(os.path.join(root, spec.log_partition.strip("/")))
 
 
+def partition_values(settings: Settings, spec: LogSpec, hour: int) -> dict[str, str]:
+    """The Hive partition values of an event hour: {dt: YYYYMMDD, hr: YYYYMMDDHH} with :hive's names and formats
+    (the date only for date_format=date logs)."""
+    h, t = settings.hive, hour_start(hour)
+    values = {h.date_column: t.strftime(h.date_value)}
+    if spec.hourly:
+        values[h.hour_column] = t.strftime(h.hour_value)
+    return values
+
+
 def partitions_for(settings: Settings, spec: LogSpec, files: Iterable[Any]) -> list[tuple[dict[str, str], str]]:
     """The distinct partitions [(values, location)] holding FILES (FileInfo of kind data), ordered by time.
 
     The location is the directory each file is in (date=YYYYMMDD[/hour=YYYYMMDDHH]) as a URI; the values come from
     the file's hour with :hive's column names and formats. Date-only layouts (date_format=date) get the date
     column only, one partition per day."""
-    h = settings.hive
     root = settings.resolve_path(spec.base_partition)
     remote = "://" in root and not root.startswith("file://")
     out: dict[str, tuple[int, dict[str, str]]] = {}
     for f in files:
         if getattr(f, "kind", "data") != "data":
             continue
-        t = hour_start(f.hour)
-        values = {h.date_column: t.strftime(h.date_value)}
-        if spec.hourly:
-            values[h.hour_column] = t.strftime(h.hour_value)
+        values = partition_values(settings, spec, f.hour)
         if remote:
             location = partition_dir(root, spec.log_partition, f.hour, spec.hourly)
         else:
@@ -537,7 +543,8 @@ def registrar_for(settings: Settings, spec: LogSpec,
     factory = catalog_factory or catalog_for
 
     def register(result) -> list[str]:
-        parts = partitions_for(settings, spec, result.data_files)
+        planned = getattr(result, "spec", None) or spec  # the paths and layout the run's plan was made with
+        parts = partitions_for(settings, planned, result.data_files)
         if not parts:
             return []
         specs = [partition_spec(v) for v, _ in parts]
@@ -607,9 +614,13 @@ def create_table_for(settings: Settings, spec: LogSpec, columns: Sequence[tuple[
     """CREATE EXTERNAL TABLE IF NOT EXISTS for a log (and its database), partitioned by the :hive date [and hour]
     columns (string), stored to match output_format, at LOCATION <base_partition>/<log_partition>.
 
-    COLUMNS: [(name, hive_type)] or a pyarrow.Schema. Text logs with a txt descriptor get a delimited table split
-    on the descriptor's separator; without columns (and for json/avro-txt) one `line string` column. Parquet needs
-    columns. Returns the DDL sent."""
+    COLUMNS: [(name, hive_type)] or a pyarrow.Schema; by default <schema-dir>/<log>.json when it exists. Text logs
+    with a txt descriptor get a delimited table split on the descriptor's separator; without columns (and for
+    json/avro-txt) one `line string` column. Parquet needs columns. Returns the DDL sent."""
+    if columns is None:
+        from .schemas import load_schema_file
+
+        columns = load_schema_file(settings.schema_dir, spec.log)
     if columns is not None and hasattr(columns, "names") and hasattr(columns, "field"):
         columns = arrow_columns(columns)
     cat, db, table = catalog_for(settings, spec)

@@ -24,7 +24,7 @@ from .config import Settings
 from .formats import MessageError, RegistryUnavailable, build_parser
 from .kafka import KafkaSource, KafkaUnavailable
 from .logtable import LogSpec
-from .offsets import OffsetError, OffsetStore, Plan, now_ms
+from .offsets import OffsetError, OffsetStore, Plan, now_ms, start_offset
 from .partitioning import FIRST_HOUR, HOUR_MS, LAST_HOUR, FileName, partition_dir
 from .schemas import RowConverter, load_schema_file
 from .storage import Storage
@@ -81,6 +81,8 @@ class IngestResult:
     lag_after: int | None = None
     registered: list[str] = dataclasses.field(default_factory=list)
     quarantine_reasons: dict[str, int] = dataclasses.field(default_factory=dict)
+    # The log's row as the plan froze it (a replay writes, and registers, what was planned).
+    spec: LogSpec | None = dataclasses.field(default=None, repr=False, compare=False)
 
     @property
     def bytes(self) -> int:
@@ -225,9 +227,8 @@ class Ingestor:
         cap = self.settings.max_offsets_per_partition
         for p in parts:
             lo, hi = marks[p]
-            cur = current.get(p)
-            if cur is None:
-                cur = lo if self.settings.kafka_use_earliest else hi
+            cur = start_offset(current.get(p), lo, hi, self.settings.kafka_use_earliest)
+            if current.get(p) is None:
                 initial[p] = cur
             if cur < lo:
                 lost[p] = (cur, lo)
@@ -303,7 +304,7 @@ class Ingestor:
             result.plan_id, result.replayed = plan.plan_id, replayed
             result.offsets, result.lost = dict(plan.ranges), dict(plan.lost)
             if plan.messages:
-                self._read(plan, result, self._token)
+                self._read(plan, result)
             return result
         except BaseException:
             self.release()
@@ -349,9 +350,10 @@ class Ingestor:
             self.store.release(self.spec.topic, token)
         self._token = None
 
-    def _read(self, plan: Plan, result: IngestResult, token: str) -> None:
+    def _read(self, plan: Plan, result: IngestResult) -> None:
         s = self.settings
         spec, params = self._frozen(plan)
+        result.spec = spec
         parser = build_parser(spec.format, schema_registry_url=s.avro_schema_registry_url,
                               now_ms=lambda: plan.created_ms)
         text = spec.output_format != "parquet"
@@ -375,7 +377,6 @@ class Ingestor:
         buckets: dict[int, dict[int, _Bucket]] = {p: {} for p in ends}
         qbuckets: dict[int, _Bucket] = {}
         reasons: dict[str, int] = {}
-        counts = {"read": 0, "written": 0, "filtered": 0, "quarantined": 0}
 
         def cut(p: int, boundary: int) -> None:
             st = seg_start[p]
@@ -434,7 +435,7 @@ class Ingestor:
                 idle_since = time.monotonic()
                 batches += 1
                 if batches % 50 == 0:
-                    self.store.refresh(spec.topic, token)
+                    self.store.refresh(spec.topic, self._token)
                 for m in msgs:
                     err = m.error()
                     if err is not None:
@@ -503,7 +504,6 @@ class Ingestor:
                         consumer.pause([TopicPartition(spec.topic, p)])
             for p in sorted(ends):
                 cut(p, ends[p])
-            counts.update(read=read, written=written, filtered=filtered, quarantined=quarantined)
         except BaseException:
             for hbk in buckets.values():
                 for b in hbk.values():
@@ -513,8 +513,7 @@ class Ingestor:
             raise
         finally:
             consumer.close()
-        result.read, result.written = counts["read"], counts["written"]
-        result.filtered, result.quarantined = counts["filtered"], counts["quarantined"]
+        result.read, result.written, result.filtered, result.quarantined = read, written, filtered, quarantined
         result.quarantine_reasons = reasons
         result.files = data.published + quarantine.published
 

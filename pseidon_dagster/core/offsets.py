@@ -62,6 +62,14 @@ class Plan:
         )
 
 
+def start_offset(stored: int | None, low: int, high: int, use_earliest: bool) -> int:
+    """Where a partition's next read starts: the stored offset, or on first sight the low watermark
+    (:kafka-use-earliest) or the high one. Not clamped: below `low` means expired data, above `high` an error."""
+    if stored is not None:
+        return stored
+    return low if use_earliest else high
+
+
 def connect(settings: RedisSettings) -> redis.Redis:
     common = dict(password=settings.password, socket_timeout=settings.timeout_s,
                   socket_connect_timeout=settings.timeout_s, decode_responses=True)

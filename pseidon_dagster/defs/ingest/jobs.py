@@ -13,7 +13,6 @@ A failure anywhere before the commit leaves Redis' offsets as they were; the sto
 
 import dataclasses
 import datetime as dt
-import importlib.util
 import json
 import time
 from typing import Callable
@@ -22,6 +21,7 @@ import dagster as dg
 from dagster._core.storage.tags import RETRY_NUMBER_TAG, ROOT_RUN_ID_TAG
 from pydantic import Field
 
+from ...core.catalog import create_table_for, partition_spec, partition_values, registrar_for
 from ...core.config import Settings
 from ...core.ingest import FileInfo, IngestResult, Ingestor
 from ...core.logtable import LogSpec
@@ -51,17 +51,10 @@ def _inject(result: IngestResult) -> None:
                           "published); offsets are not committed")
 
 
-def registrar(settings: Settings, spec: LogSpec, log) -> Callable | None:
-    """The Hive registration hook of the core, for logs with a hive_url. Skipped, with a warning, while the build
-    has no Hive catalog module."""
+def registrar(settings: Settings, spec: LogSpec) -> Callable | None:
+    """The core's Hive registration hook, for logs with a hive_url."""
     if not spec.hive_url:
         return None
-    if importlib.util.find_spec("pseidon_dagster.core.catalog") is None:
-        log.warning(f"{spec.log} has a hive_url but this build has no Hive registration "
-                    "(pseidon_dagster.core.catalog); files land without Hive partitions")
-        return None
-    from ...core.catalog import registrar_for  # noqa: PLC0415 - optional module
-
     return registrar_for(settings, spec)
 
 
@@ -151,15 +144,12 @@ def report(context: dg.OpExecutionContext, settings: Settings, spec: LogSpec, re
                 "files_detail": dg.MetadataValue.json(file_detail(files)),
             },
         ))
-        if result.registered:
-            # registered specs look like dt=20261120/hr=2026112007: keep the ones of this hour (or day)
-            fmt = settings.hive.hour_value if spec.hourly else settings.hive.date_value
-            value = f"={hour_start(h).strftime(fmt)}"
-            mine = [r for r in result.registered if value in r] or list(result.registered)
+        hive_partition = partition_spec(partition_values(settings, spec, h))
+        if hive_partition in result.registered:
             context.log_event(dg.AssetMaterialization(
                 asset_key=HIVE_TABLE, partition=pk,
-                description=f"Hive partition(s) {', '.join(mine)} of {spec.hive_table_name or log}",
-                metadata={"table": spec.hive_table_name or log, "partitions": dg.MetadataValue.json(mine),
+                description=f"Hive partition {hive_partition} of {spec.hive_table_name or log}",
+                metadata={"table": spec.hive_table_name or log, "partitions": dg.MetadataValue.json([hive_partition]),
                           "plan_id": result.plan_id or ""},
             ))
 
@@ -220,7 +210,7 @@ def _lock_token(context: dg.OpExecutionContext) -> str:
 
 
 def _ingestor(context: dg.OpExecutionContext, s, spec: LogSpec, inject: bool = False) -> Ingestor:
-    return Ingestor(s.settings, spec, s.store, s.kafka, register=registrar(s.settings, spec, context.log),
+    return Ingestor(s.settings, spec, s.store, s.kafka, register=registrar(s.settings, spec),
                     before_commit=_inject if inject else None, lock_token=_lock_token(context))
 
 
@@ -315,18 +305,14 @@ def ingest_job():
        description="CREATE EXTERNAL TABLE IF NOT EXISTS for the log (the partition): partitioned like the files, "
                    "stored as the log's output_format, at <base_partition>/<log_partition>.")
 def create_hive_table(context: dg.OpExecutionContext, pseidon: PseidonResource):
-    from ...core.catalog import create_table_for  # noqa: PLC0415
-    from ...core.schemas import load_schema_file  # noqa: PLC0415
-
     log = context.partition_key
     with pseidon.session() as s:
-        spec = s.table.get(log, s.settings.etl_group)
-        columns = load_schema_file(s.settings.schema_dir, log)
-        ddl = create_table_for(s.settings, spec, columns)
+        ddl = create_table_for(s.settings, s.table.get(log, s.settings.etl_group))
     context.log.info(ddl)
+    md = {"ddl": dg.MetadataValue.md(f"```sql\n{ddl}\n```")}
     context.log_event(dg.AssetObservation(asset_key=HIVE_TABLE, description=f"table of {log} ensured",
-                                          metadata={"ddl": dg.MetadataValue.md(f"```sql\n{ddl}\n```"), "log": log}))
-    return dg.Output(None, metadata={"ddl": dg.MetadataValue.md(f"```sql\n{ddl}\n```")})
+                                          metadata={**md, "log": log}))
+    return dg.Output(None, metadata=md)
 
 
 @dg.job(

@@ -13,7 +13,7 @@ from dagster._core.storage.tags import WILL_RETRY_TAG
 from ...core.kafka import KafkaUnavailable, TopicNotFound
 from ...core.offsets import OffsetError, now_ms
 from .constants import INGEST_JOB, LAG_TAG, LOG_TAG, REASON_TAG, SENSOR
-from .lag import decide, measure, sensor_settings
+from ...core.lag import decide, measure, sensor_settings
 from .partitions import logs
 from .resources import PseidonResource
 

@@ -1,4 +1,4 @@
-"""What the sensor measures and decides, in plain Python: per log, Kafka's high watermarks against the offsets stored
+"""What the Dagster sensor measures and decides (plain Python, no Dagster): per log, Kafka's high watermarks against the offsets stored
 in Redis. Cheap and bounded: metadata and watermark requests with short timeouts; it never reads a message and
 never writes to Redis (offsets are committed only by the run's last step)."""
 from __future__ import annotations
@@ -9,9 +9,9 @@ import json
 
 from confluent_kafka import Consumer
 
-from ...core.config import Settings
-from ...core.kafka import KafkaSource
-from ...core.offsets import OffsetStore
+from .config import Settings
+from .kafka import KafkaSource
+from .offsets import OffsetStore, start_offset
 
 SENSOR_KAFKA_TIMEOUT_S = 3.0
 SENSOR_REDIS_TIMEOUT_S = 3.0
@@ -38,13 +38,8 @@ class LogLag:
 
     @property
     def lag(self) -> int:
-        total = 0
-        for p, (lo, hi) in self.marks.items():
-            cur = self.stored.get(p)
-            if cur is None:
-                cur = lo if self.use_earliest else hi
-            total += max(0, hi - max(cur, lo))
-        return total
+        return sum(max(0, hi - max(start_offset(self.stored.get(p), lo, hi, self.use_earliest), lo))
+                   for p, (lo, hi) in self.marks.items())
 
     @property
     def unset(self) -> list[int]:
