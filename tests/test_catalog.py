@@ -541,3 +541,12 @@ def test_cli_creates_the_table_and_lists_partitions(settings, log_table, kafka, 
     assert listed == sorted(summary["registered"]) and len(listed) >= 1
     rows = hive_catalog.execute(f"SELECT count(*) FROM `{hive_db}`.`clicks`", fetch=True)
     assert rows == [(40,)]
+
+
+def test_registrar_follows_the_row_as_the_plan_froze_it():
+    rec = RecordingCatalog()
+    now_hourly = _spec()  # the row today
+    register = registrar_for(SETTINGS, now_hourly, catalog_factory=lambda s, sp: (rec, "logs", "clicks"))
+    result = _result([_file("/lake/raw/clicks/date=20261120/a.gz", BASE_HOUR)])
+    result.spec = _spec(date_format="date")  # the plan being replayed was made when the log was date-only
+    assert register(result) == ["dt=20261120"]
