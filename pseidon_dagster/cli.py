@@ -78,6 +78,8 @@ def cmd_logs(args) -> int:
 def cmd_offsets(args) -> int:
     from .core.kafka import KafkaSource
 
+    if args.action == "reset" and args.to is None:
+        raise SystemExit("pseidon-dagster offsets reset: give --to earliest, latest or an offset")
     settings = _settings(args)
     store = _store(settings)
     if args.action == "show":
@@ -90,17 +92,37 @@ def cmd_offsets(args) -> int:
         print(json.dumps({"log": args.log, "partitions": out, "plan": json.loads(plan.to_json()) if plan else None},
                          indent=2))
         return 0
-    # reset
+    # reset: under the log's lease, so no run is in flight while the offsets move
+    from .core.ingest import discard_plan
+    from .core.lease import Lease, new_owner
+
     marks = KafkaSource(settings).watermarks(args.log)
+    if args.partition is not None and args.partition not in marks:
+        raise SystemExit(f"pseidon-dagster offsets reset: {args.log} has no partition {args.partition} "
+                         f"(partitions: {', '.join(map(str, sorted(marks)))})")
     parts = [args.partition] if args.partition is not None else sorted(marks)
     new = {}
     for p in parts:
         lo, hi = marks[p]
         new[p] = lo if args.to == "earliest" else hi if args.to == "latest" else int(args.to)
-    store.set(args.log, new)
-    store.clear_plan(args.log)
-    print(json.dumps({"log": args.log, "offsets": {str(p): o for p, o in new.items()}}))
+        if not lo <= new[p] <= hi:
+            raise SystemExit(f"pseidon-dagster offsets reset: offset {new[p]} is outside {args.log}[{p}]'s range "
+                             f"[{lo}, {hi}] (low and high watermarks)")
+    lease = Lease.acquire(store, args.log, new_owner("reset"), ttl_s=settings.lease_ttl_s,
+                          wait_s=settings.lease_wait_s)
+    try:
+        dropped = discard_plan(store, args.log)
+        store.set(args.log, new)
+    finally:
+        lease.release()
+    print(json.dumps({"log": args.log, "offsets": {str(p): o for p, o in new.items()}, **dropped}))
     return 0
+
+
+def _offset_target(value: str) -> str:
+    if value in ("earliest", "latest") or (value.isdigit()):
+        return value
+    raise argparse.ArgumentTypeError(f"{value!r} is not earliest, latest or a non-negative offset")
 
 
 def cmd_hive(args) -> int:
@@ -153,8 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = with_config(sub.add_parser("offsets", help="show or reset a log's Redis offsets"))
     p.add_argument("action", choices=["show", "reset"])
     p.add_argument("log")
-    p.add_argument("--partition", type=int)
-    p.add_argument("--to", default="latest", help="earliest, latest or an offset (reset)")
+    p.add_argument("--partition", type=int, help="only this Kafka partition (reset; default: all)")
+    p.add_argument("--to", type=_offset_target, help="earliest, latest or an offset (required by reset)")
     p.set_defaults(fn=cmd_offsets)
 
     p = with_config(sub.add_parser("hive", help="create a log's external Hive table, or list its partitions"))

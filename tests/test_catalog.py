@@ -398,7 +398,7 @@ def test_hive_down_blocks_the_commit_and_the_retry_registers(settings, log_table
     msg = str(e.value)
     assert topic in msg and f"{hive_db}.events" in msg and "not reachable" in msg and "dt=20261120/hr=" in msg
     assert store.all_offsets(topic) == offsets_before  # nothing committed
-    assert redis_client.get(f"/{group}/plans/{topic}") is not None  # the plan stays for the retry
+    assert redis_client.get(store.plan_key(topic)) is not None  # the plan stays for the retry
 
     # Hive is back: the retry replays the same plan, registers, and commits
     kafka.produce(topic, make_messages(20, hours=1, partitions=2, start=500))
@@ -406,7 +406,7 @@ def test_hive_down_blocks_the_commit_and_the_retry_registers(settings, log_table
     retry = ingest(fast, back, store, register=registrar_for(fast, back))
     assert retry.replayed and retry.committed and retry.written == 300
     assert store.all_offsets(topic) == {0: 250, 1: 250}
-    assert redis_client.get(f"/{group}/plans/{topic}") is None
+    assert redis_client.get(store.plan_key(topic)) is None
 
     written = first + second
     assert _counts(hive_catalog, hive_db, "events") == _expected_by_hour(written)

@@ -69,7 +69,7 @@ def test_hive_down_fails_the_run_before_the_commit_and_the_next_run_registers(
     step_failures = [e for e in failed.all_events if e.event_type_value == "STEP_FAILURE"]
     assert [e.step_key for e in step_failures] == [REGISTER_OP]
     assert store.get(topic, [0]) == {0: None} and store.load_plan(topic) is not None
-    assert store.r.get(store.lock_key(topic)) is None  # the lock was released for the retry
+    assert store.r.get(store.lease_key(topic)) is None  # the lock was released for the retry
 
     add_log(log_table, group, topic, hive_url=f"//127.0.0.1:{hive_port}/{hive_db}", hive_table_name="t")
     retried = run(instance, pseidon, topic)

@@ -81,7 +81,7 @@ def test_end_to_end_three_partitions_several_hours(settings, log_table, kafka, s
     per_part = collections.Counter(p for p, _ in msgs)
     for p in range(3):
         assert redis_client.get(f"/{group}/offsets/{topic}/{p}") == str(per_part[p])
-    assert redis_client.get(f"/{group}/plans/{topic}") is None
+    assert redis_client.get(store.plan_key(topic)) is None
     # file names carry log, hour, partition and the offset range
     for f in data_files(root):
         name = FileName.parse(f.name)
@@ -129,7 +129,7 @@ def test_failure_after_publish_before_commit_is_replayed_without_duplicates(
     first = {f.relative_to(root): f.read_bytes() for f in data_files(root)}
     assert first, "files were published before the failure"
     assert store.all_offsets(topic) == {}  # nothing committed
-    assert redis_client.get(f"/{group}/plans/{topic}") is not None
+    assert redis_client.get(store.plan_key(topic)) is not None
 
     # more data arrives meanwhile: the retry must replay the stored plan, not a new one
     kafka.produce(topic, make_messages(30, start=1200))

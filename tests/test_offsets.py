@@ -5,12 +5,14 @@ import dataclasses
 import json
 import subprocess
 import sys
+import time
 
 import pytest
 
 from pseidon_dagster.core.ingest import ingest
 from pseidon_dagster.core.kafka import KafkaSource
-from pseidon_dagster.core.offsets import OffsetError, LockedError
+from pseidon_dagster.core.lease import Lease
+from pseidon_dagster.core.offsets import LockedError, OffsetError
 
 from .test_ingest import InjectedFailure, add_log, fail_before_commit, make_messages
 
@@ -84,15 +86,23 @@ def test_offset_ahead_of_kafka_fails_clearly_and_reset_recovers(settings, log_ta
     assert ingest(settings, spec, store).written == 10
 
 
-def test_a_second_concurrent_run_is_refused(settings, log_table, kafka, store, group):
+def test_a_second_run_waits_for_the_lease_then_gives_up_naming_the_holder(settings, log_table, kafka, store,
+                                                                          group):
     topic = kafka.topic(1)
     spec = add_log(log_table, group, topic)
-    token = store.acquire(topic)
+    short = dataclasses.replace(settings, lease_ttl_s=1.0)
+    holder = Lease.acquire(store, topic, owner="someone-else", ttl_s=1.0)  # renewed in the background
+    notes = []
     try:
-        with pytest.raises(LockedError, match="being ingested by another run"):
-            ingest(settings, spec, store)
+        t0 = time.monotonic()
+        with pytest.raises(LockedError, match="held by someone-else"):
+            ingest(short, spec, store, notify=notes.append)
+        waited = time.monotonic() - t0
     finally:
-        store.release(topic, token)
+        holder.release()
+    assert short.lease_wait_s <= waited < short.lease_wait_s + 2
+    assert notes and "waiting for the lease held by someone-else" in notes[0]
+    assert store.all_offsets(topic) == {} and store.load_plan(topic) is None
 
 
 def test_cli_ingest_prints_one_json_summary(settings, log_table, kafka, group, tmp_path):
@@ -148,17 +158,18 @@ def test_staged_steps_and_a_reentrant_lock_for_retries(settings, log_table, kafk
     spec = add_log(log_table, group, topic)
     kafka.produce(topic, make_messages(10, partitions=1))
 
-    staged = Ingestor(settings, spec, store, lock_token="root-run-1").stage()
+    staged = Ingestor(settings, spec, store, owner="root-run-1").stage()
     assert staged.written == 10 and not staged.committed and store.get(topic, [0]) == {0: None}
-    # the process "dies" holding the lock: another run is refused, a retry of the same root run takes over
+    # the lease is held (and renewed) between the steps: another run waits and gives up, a later step or a retry
+    # of the same root run continues it
     with pytest.raises(LockedError):
-        Ingestor(settings, spec, store).stage()
-    retry = Ingestor(settings, spec, store, lock_token="root-run-1")
+        Ingestor(dataclasses.replace(settings, lease_ttl_s=1.0), spec, store).stage()
+    retry = Ingestor(settings, spec, store, owner="root-run-1")
     again = retry.stage()
     assert again.replayed and again.plan_id == staged.plan_id
     retry.register_files(again)
     assert retry.commit(again).committed and store.get(topic, [0]) == {0: 10}
-    assert store.r.get(store.lock_key(topic)) is None
+    assert store.r.get(store.lease_key(topic)) is None
 
 
 def test_a_stored_plan_whose_offsets_expired_fails_with_a_way_out(settings, log_table, kafka, store, group):

@@ -79,6 +79,6 @@ def test_offsets_in_redis_cluster(settings, log_table, kafka, group, cluster):
 
     assert result.committed and result.written == 90
     assert store.all_offsets(topic) == {0: 30, 1: 30, 2: 30}
-    assert store.load_plan(topic) is None and store.r.get(store.lock_key(topic)) is None
+    assert store.load_plan(topic) is None and store.r.get(store.lease_key(topic)) is None
     # keys spread over the nodes, under the original's names
     assert store.r.get(f"/{group}/offsets/{topic}/2") == "30"

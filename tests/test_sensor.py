@@ -18,7 +18,7 @@ from pseidon_dagster.core.ingest import Ingestor
 from pseidon_dagster.defs.ingest.constants import LAG_TAG, LOG_TAG, REASON_TAG, RESOURCE_KEY
 from pseidon_dagster.defs.ingest.partitions import logs
 from pseidon_dagster.defs.ingest.resources import PseidonResource
-from pseidon_dagster.defs.ingest.sensors import ingest_sensor
+from pseidon_dagster.defs.ingest.sensors import SensorUnavailable, ingest_sensor
 
 from .conftest import write_conf
 from .test_ingest import add_log, make_messages
@@ -160,7 +160,8 @@ def test_logs_with_a_run_in_progress_are_left_alone(pseidon, instance, log_table
     assert f"{topic}: run" in result.skip_reason.skip_message and "started" in result.skip_reason.skip_message
 
 
-def test_kafka_down_is_reported_quickly_and_partitions_still_sync(tmp_path, settings, instance, log_table, group):
+def test_kafka_down_fails_the_tick_quickly_naming_it_and_partitions_still_sync(tmp_path, settings, instance,
+                                                                              log_table, group):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         dead = s.getsockname()[1]  # nothing listens here once the socket is closed
@@ -169,12 +170,28 @@ def test_kafka_down_is_reported_quickly_and_partitions_still_sync(tmp_path, sett
     res = PseidonResource(config_path=str(write_conf(
         tmp_path / "p.edn", settings, **{"kafka-brokers": f"127.0.0.1:{dead}", "kafka-timeout-ms": 30_000})))
     t0 = time.monotonic()
-    result = tick(instance, res)
+    ctx = dg.build_sensor_context(instance=instance, resources={RESOURCE_KEY: res})
+    with pytest.raises(SensorUnavailable, match=f"Kafka at 127.0.0.1:{dead} is unavailable"):
+        ingest_sensor(ctx)
     took = time.monotonic() - t0
     assert took < 15, f"a tick with Kafka down took {took:.1f}s"
-    assert result.run_requests == []
-    assert "Kafka unavailable" in result.skip_reason.skip_message
-    assert partition_changes(result) == ({"dead-a", "dead-b"}, set())
+    assert set(instance.get_dynamic_partitions(logs.name)) == {"dead-a", "dead-b"}
+
+
+def test_redis_and_log_table_down_fail_the_tick_naming_them(tmp_path, settings, instance, log_table, kafka, group):
+    topic = kafka.topic(1)
+    add_log(log_table, group, topic)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    no_redis = PseidonResource(config_path=str(write_conf(
+        tmp_path / "r.edn", settings, **{"redis-conf": {"host": f"127.0.0.1:{dead}"}})))
+    with pytest.raises(SensorUnavailable, match=f"Redis at 127.0.0.1:{dead} is unavailable"):
+        ingest_sensor(dg.build_sensor_context(instance=instance, resources={RESOURCE_KEY: no_redis}))
+    no_table = PseidonResource(config_path=str(write_conf(
+        tmp_path / "t.edn", settings, **{"etl-db-host": f"mysql+pymysql://root@127.0.0.1:{dead}/x"})))
+    with pytest.raises(SensorUnavailable, match=f"pseidon_logs table at mysql\\+pymysql://root@127.0.0.1:{dead}"):
+        ingest_sensor(dg.build_sensor_context(instance=instance, resources={RESOURCE_KEY: no_table}))
 
 
 def test_decide_rules_without_servers(settings):

@@ -83,6 +83,7 @@ class WriterSettings:
     allow_all_ts: bool = False
     ts_window_back_ms: int = 30 * 24 * 3600 * 1000
     ts_window_ahead_ms: int = 3600 * 1000
+    line_breaks: str = "quarantine"  # or "escape": what happens to a text line holding \n or \r
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,6 +117,8 @@ class Settings:
     vault: dict[str, Any] = dataclasses.field(default_factory=dict)
     sensor_min_lag: int = 1
     sensor_max_wait_ms: int | None = None
+    sensor_retry_backoff_ms: int = 60_000
+    lease_ttl_s: float = 30.0
     source: str | None = None
 
     @property
@@ -128,6 +131,11 @@ class Settings:
         if self.sensor_max_wait_ms is not None:
             return self.sensor_max_wait_ms
         return min(self.writer.rollover_timeout_ms, self.writer.rollover_abs_timeout_ms)
+
+    @property
+    def lease_wait_s(self) -> float:
+        """How long a run waits for a log's lease held by another run: its TTL plus a margin."""
+        return self.lease_ttl_s + min(10.0, max(1.0, self.lease_ttl_s / 3))
 
     def resolve_path(self, path: str) -> str:
         """Relative paths (and only those) are taken relative to :data-dir; URIs are kept as they are."""
@@ -220,6 +228,26 @@ def _brokers(value: Any) -> tuple[str, ...]:
     return tuple(items)
 
 
+# librdkafka settings the exactly-once design relies on: offsets live in Redis, never in Kafka; a range is read
+# from an explicit start and must fail rather than silently jump; the end of a partition must be reported.
+PROTECTED_KAFKA_KEYS = {
+    "enable.auto.commit": "offsets are committed to Redis after the files are published, never to Kafka",
+    "enable.auto.offset.store": "offsets are committed to Redis after the files are published, never to Kafka",
+    "auto.offset.reset": "a planned start offset that Kafka no longer has must fail the run, not jump silently",
+    "enable.partition.eof": "a run learns that a partition's range is complete from the end-of-partition event",
+    "group.id": "no consumer group is joined (partitions are assigned); group offsets are never used",
+    "group.instance.id": "no consumer group is joined (partitions are assigned)",
+    "enable.auto.commit.interval.ms": "offsets are never committed to Kafka",
+    "auto.commit.interval.ms": "offsets are never committed to Kafka",
+}
+
+
+def _guard_kafka_config(conf: dict[str, Any]) -> None:
+    for key in conf:
+        if key.strip().lower() in PROTECTED_KAFKA_KEYS:
+            raise ConfigError(f":kafka-config {key!r} cannot be set: {PROTECTED_KAFKA_KEYS[key.strip().lower()]}")
+
+
 def _redis(value: Any) -> RedisSettings:
     _typed("redis-conf", dict, value)
     known = {"host", "port", "password", "db", "timeout", "heart-beat", "max-active", "group-name"}
@@ -260,6 +288,11 @@ def _writer(value: Any) -> WriterSettings:
             out[ints[k]] = _int(f"writer :{k}", v, 1 if k in ("rollover-size", "max-open-files") else 0)
         elif k == "allow-all-ts":
             out["allow_all_ts"] = _bool("writer :allow-all-ts", v)
+        elif k == "line-breaks":
+            policy = _str("writer :line-breaks", v).lower()
+            if policy not in ("quarantine", "escape"):
+                raise ConfigError(f":writer :line-breaks {v!r} is not one of quarantine, escape")
+            out["line_breaks"] = policy
         elif k == "parquet-codec":
             codec = _str("writer :parquet-codec", v).lower()
             if codec not in ("snappy", "gzip", "zstd", "none", "brotli", "lz4"):
@@ -324,6 +357,7 @@ def from_mapping(raw: dict[str, Any], source: str | None = None,
             out["kafka_use_earliest"] = _bool(key, value)
         elif key == "kafka-config":
             out["kafka_config"] = {str(k): v for k, v in _typed(key, dict, value).items()}
+            _guard_kafka_config(out["kafka_config"])
         elif key == "kafka-timeout-ms":
             out["kafka_timeout_s"] = _int(key, value, 1) / 1000.0
         elif key == "kafka-batch-size":
@@ -354,6 +388,10 @@ def from_mapping(raw: dict[str, Any], source: str | None = None,
             out["sensor_min_lag"] = _int(key, value, 1)
         elif key == "sensor-max-wait-ms":
             out["sensor_max_wait_ms"] = _int(key, value, 0)
+        elif key == "sensor-retry-backoff-ms":
+            out["sensor_retry_backoff_ms"] = _int(key, value, 0)
+        elif key == "lease-ttl-ms":
+            out["lease_ttl_s"] = _int(key, value, 1000) / 1000.0
         elif key in KEYS_WITHOUT_EFFECT:
             log.info(":%s has no effect here: %s", key, KEYS_WITHOUT_EFFECT[key])
         else:

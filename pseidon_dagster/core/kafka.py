@@ -27,11 +27,6 @@ class KafkaSource:
     def consumer_config(self, **extra: Any) -> dict[str, Any]:
         conf: dict[str, Any] = {
             "bootstrap.servers": self.settings.bootstrap_servers,
-            "group.id": f"pseidon-dagster-{self.settings.etl_group}",  # required by librdkafka; never joined
-            "enable.auto.commit": False,
-            "enable.auto.offset.store": False,
-            "enable.partition.eof": True,
-            "auto.offset.reset": "error",
             "fetch.max.bytes": 52_428_800,
             "max.partition.fetch.bytes": 10_485_760,
             "queued.min.messages": 200_000,
@@ -43,7 +38,17 @@ class KafkaSource:
         }
         conf.update(self.settings.kafka_config)
         conf.update(extra)
+        conf.update(self.essential())  # what exactly-once relies on; :kafka-config cannot change it
         return conf
+
+    def essential(self) -> dict[str, Any]:
+        return {
+            "group.id": f"pseidon-dagster-{self.settings.etl_group}",  # required by librdkafka; never joined
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "enable.partition.eof": True,
+            "auto.offset.reset": "error",
+        }
 
     def consumer(self) -> Consumer:
         return Consumer(self.consumer_config())

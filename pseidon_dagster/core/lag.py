@@ -11,7 +11,7 @@ from confluent_kafka import Consumer
 
 from .config import Settings
 from .kafka import KafkaSource
-from .offsets import OffsetStore, start_offset
+from .offsets import OffsetStore
 
 SENSOR_KAFKA_TIMEOUT_S = 3.0
 SENSOR_REDIS_TIMEOUT_S = 3.0
@@ -37,14 +37,22 @@ class LogLag:
     use_earliest: bool
 
     @property
+    def starts(self) -> dict[int, int]:
+        """Where a run would start reading, by the planner's rule (a log without any offset that has files in the
+        lake resumes after them; the sensor does not look, so it counts such a log as new)."""
+        from .ingest.plan import start_offsets
+
+        return start_offsets(self.stored, self.marks, self.use_earliest)[0]
+
+    @property
     def lag(self) -> int:
-        return sum(max(0, hi - max(start_offset(self.stored.get(p), lo, hi, self.use_earliest), lo))
-                   for p, (lo, hi) in self.marks.items())
+        starts = self.starts
+        return sum(max(0, hi - max(starts[p], lo)) for p, (lo, hi) in self.marks.items())
 
     @property
     def unset(self) -> list[int]:
-        """Partitions without a stored offset. Without :kafka-use-earliest a first run must pin them to the high
-        watermark, else every later run would start again from 'latest' and skip what arrived in between."""
+        """Partitions without a stored offset. A first run must pin where they start, else every later run would
+        start again from 'latest' (or the low watermark of a new partition could move) and skip data."""
         return sorted(p for p in self.marks if self.stored.get(p) is None)
 
     @property
@@ -99,6 +107,6 @@ def decide(m: LogLag, settings: Settings, now_ms: int, waiting_since_ms: int | N
             return Decision(True, f"lag {lag} waited {waited // 1000}s >= max wait {settings.max_wait_ms // 1000}s")
         return Decision(False, f"lag {lag} < :sensor-min-lag {settings.sensor_min_lag}, waiting "
                                f"{waited // 1000}s of {settings.max_wait_ms // 1000}s", since)
-    if m.unset and not m.use_earliest:
+    if m.unset and not m.use_earliest and not any(v is not None for v in m.stored.values()):
         return Decision(True, f"first run: pin the start offsets of partitions {m.unset} to the high watermark")
     return Decision(False, "no lag")

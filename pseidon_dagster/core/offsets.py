@@ -1,21 +1,36 @@
-"""Kafka offsets, run plans and run locks in Redis.
+"""A log's state in Redis: Kafka offsets, the plan in flight with its manifest of published files, the staged result
+between a run's steps, and committed results not yet reported to Dagster. The run lease lives in lease.py.
 
-Keys (G = :etl-group), compatible with the original pseidon-etl so a site can migrate:
-    /G/offsets/<topic>/<partition>   the next offset to read, a plain integer
-and new here:
-    /G/plans/<topic>                 the plan of the run in flight (JSON), stored before reading, cleared on commit
-    /G/locks/<topic>                 a run lock with a TTL, so two runs of one log never overlap
+Keys (G = :etl-group). The offsets keep the original pseidon-etl's names, so a site can migrate:
+    /G/offsets/<log>/<partition>   the next offset to read, a plain integer
+Per-log state shares the hash tag {<log>}, so on a Redis Cluster every key a Lua script touches is in one slot:
+    /G/{<log>}/lease               the run lease "<token>|<owner>", with a short TTL (lease.py)
+    /G/{<log>}/lease-seq           the fencing token counter (only increases)
+    /G/{<log>}/plan                the plan in flight (JSON), stored before reading, cleared by the commit
+    /G/{<log>}/manifest            every temporary and final path any attempt of the plan created (a set)
+    /G/{<log>}/staged              what the current attempt staged (files, counts), read by the register/commit steps
+    /G/{<log>}/unreported          committed results Dagster has not reported yet (a list, newest last, capped)
+
+Every write that matters is fenced: a Lua script checks that the caller still holds the lease (its exact value) in
+the same atomic step. Offsets only move forward on commit.
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import time
-import uuid
+from typing import TYPE_CHECKING
 
 import redis
 
 from .config import RedisSettings
+from .model import IngestResult, Plan
+
+if TYPE_CHECKING:
+    from .lease import Lease
+
+__all__ = ["OffsetStore", "OffsetError", "LockedError", "LeaseLost", "Plan", "connect", "now_ms", "start_offset"]
+
+UNREPORTED_KEEP = 50
 
 
 class OffsetError(RuntimeError):
@@ -23,48 +38,18 @@ class OffsetError(RuntimeError):
 
 
 class LockedError(RuntimeError):
-    pass
+    """The log's lease is held by another run (after waiting for it)."""
 
 
-@dataclasses.dataclass(frozen=True)
-class Plan:
-    """What one run reads: per Kafka partition [start, end)."""
-
-    log: str
-    ranges: dict[int, tuple[int, int]]
-    created_ms: int
-    plan_id: str
-    lost: dict[int, tuple[int, int]] = dataclasses.field(default_factory=dict)
-    # Everything that decides file names and contents (format, paths, cut rules, timestamp window), frozen at
-    # planning time so a replay writes exactly the same files even if the row or the config changed meanwhile.
-    params: dict = dataclasses.field(default_factory=dict)
-
-    @property
-    def messages(self) -> int:
-        return sum(e - s for s, e in self.ranges.values())
-
-    def to_json(self) -> str:
-        return json.dumps({
-            "log": self.log, "created_ms": self.created_ms, "plan_id": self.plan_id,
-            "ranges": {str(p): [s, e] for p, (s, e) in sorted(self.ranges.items())},
-            "lost": {str(p): [s, e] for p, (s, e) in sorted(self.lost.items())},
-            "params": self.params,
-        }, sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str) -> "Plan":
-        d = json.loads(text)
-        return cls(
-            log=d["log"], created_ms=int(d["created_ms"]), plan_id=d["plan_id"],
-            ranges={int(p): (int(s), int(e)) for p, (s, e) in d["ranges"].items()},
-            lost={int(p): (int(s), int(e)) for p, (s, e) in d.get("lost", {}).items()},
-            params=d.get("params", {}),
-        )
+class LeaseLost(RuntimeError):
+    """This run no longer holds the log's lease (it expired or another run took it): it must stop, and nothing it
+    does from here on is committed."""
 
 
 def start_offset(stored: int | None, low: int, high: int, use_earliest: bool) -> int:
-    """Where a partition's next read starts: the stored offset, or on first sight the low watermark
-    (:kafka-use-earliest) or the high one. Not clamped: below `low` means expired data, above `high` an error."""
+    """Where a partition of a log that has never stored an offset starts: the low watermark with
+    :kafka-use-earliest, else the high one. (Partitions added to a log that already has offsets start at their low
+    watermark: see plan.start_offsets.) Not clamped: below `low` means expired data, above `high` an error."""
     if stored is not None:
         return stored
     return low if use_earliest else high
@@ -81,38 +66,136 @@ def connect(settings: RedisSettings) -> redis.Redis:
     return redis.Redis(host=host, port=port, db=settings.db, **common)
 
 
+def redis_where(client) -> str:
+    """'Redis at host:port' for error messages (never the password)."""
+    try:
+        if hasattr(client, "get_nodes"):
+            return "Redis Cluster at " + ",".join(f"{n.host}:{n.port}" for n in client.get_nodes()[:3])
+        kw = client.connection_pool.connection_kwargs
+        return f"Redis at {kw.get('host')}:{kw.get('port')}"
+    except Exception:  # noqa: BLE001 - only for a message
+        return "Redis"
+
+
+# Fenced writes: ARGV[1] is the caller's lease value; nothing happens unless the lease still holds exactly it.
+_SET_IF_HOLDER = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[2], ARGV[2])
+return 1
+"""
+_SADD_IF_HOLDER = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if tonumber(redis.call('PTTL', KEYS[1])) < tonumber(ARGV[2]) then return -1 end
+for i = 3, #ARGV do redis.call('SADD', KEYS[2], ARGV[i]) end
+return 1
+"""
+# Single Redis: check the lease and the plan, move every offset forward, clear the plan's state and queue the result
+# for Dagster -- one atomic step.
+_COMMIT = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 'lease' end
+local plan = redis.call('GET', KEYS[2])
+if not plan or cjson.decode(plan)['plan_id'] ~= ARGV[2] then return 'plan' end
+for i = 6, #KEYS do
+  local cur = redis.call('GET', KEYS[i])
+  if cur and tonumber(cur) and tonumber(cur) > tonumber(ARGV[i - 1]) then return 'behind:' .. KEYS[i] .. '=' .. cur end
+end
+for i = 6, #KEYS do redis.call('SET', KEYS[i], ARGV[i - 1]) end
+redis.call('DEL', KEYS[2], KEYS[3], KEYS[4])
+redis.call('RPUSH', KEYS[5], ARGV[3])
+redis.call('LTRIM', KEYS[5], -tonumber(ARGV[4]), -1)
+return 'ok'
+"""
+# Redis Cluster: the offsets live in other slots than the lease, so the commit is three steps -- check the lease and
+# the plan; move each offset forward (never backwards, so a late writer cannot undo a newer commit); clear the plan
+# and queue the result. A crash between them leaves a plan whose offsets are committed: the next run sees that and
+# finishes the third step (OffsetStore.finish_commit).
+_CHECK_PLAN = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 'lease' end
+local plan = redis.call('GET', KEYS[2])
+if not plan or cjson.decode(plan)['plan_id'] ~= ARGV[2] then return 'plan' end
+return 'ok'
+"""
+_FORWARD = """
+local cur = redis.call('GET', KEYS[1])
+if cur and tonumber(cur) and tonumber(cur) > tonumber(ARGV[1]) then return cur end
+redis.call('SET', KEYS[1], ARGV[1])
+return 'ok'
+"""
+_FINISH = """
+local plan = redis.call('GET', KEYS[1])
+if not plan or cjson.decode(plan)['plan_id'] ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+redis.call('RPUSH', KEYS[4], ARGV[2])
+redis.call('LTRIM', KEYS[4], -tonumber(ARGV[3]), -1)
+return 1
+"""
+
+
 class OffsetStore:
     def __init__(self, client: redis.Redis, group: str):
         self.r = client
         self.group = group
+        self.cluster = hasattr(client, "get_nodes")
+        self._set_if_holder = client.register_script(_SET_IF_HOLDER)
+        self._sadd_if_holder = client.register_script(_SADD_IF_HOLDER)
+        self._commit = client.register_script(_COMMIT)
+        self._check_plan = client.register_script(_CHECK_PLAN)
+        self._forward = client.register_script(_FORWARD)
+        self._finish = client.register_script(_FINISH)
+
+    @property
+    def where(self) -> str:
+        return redis_where(self.r)
 
     # keys -----------------------------------------------------------------------------------------------------
     def offset_key(self, topic: str, partition: int) -> str:
         return f"/{self.group}/offsets/{topic}/{partition}"
 
-    def plan_key(self, topic: str) -> str:
-        return f"/{self.group}/plans/{topic}"
+    def _state(self, topic: str, name: str) -> str:
+        return f"/{self.group}/{{{topic}}}/{name}"
 
-    def lock_key(self, topic: str) -> str:
-        return f"/{self.group}/locks/{topic}"
+    def plan_key(self, topic: str) -> str:
+        return self._state(topic, "plan")
+
+    def lease_key(self, topic: str) -> str:
+        return self._state(topic, "lease")
+
+    def lease_seq_key(self, topic: str) -> str:
+        return self._state(topic, "lease-seq")
+
+    def manifest_key(self, topic: str) -> str:
+        return self._state(topic, "manifest")
+
+    def staged_key(self, topic: str) -> str:
+        return self._state(topic, "staged")
+
+    def unreported_key(self, topic: str) -> str:
+        return self._state(topic, "unreported")
+
+    lock_key = lease_key  # the name earlier versions used
+
+    def legacy_plan_key(self, topic: str) -> str:
+        return f"/{self.group}/plans/{topic}"
 
     # offsets --------------------------------------------------------------------------------------------------
     def get(self, topic: str, partitions: list[int]) -> dict[int, int | None]:
         if not partitions:
             return {}
-        values = [self.r.get(self.offset_key(topic, p)) for p in partitions]
+        keys = [self.offset_key(topic, p) for p in partitions]
+        values = self.r.mget(keys) if not self.cluster else [self.r.get(k) for k in keys]
         out: dict[int, int | None] = {}
-        for p, v in zip(partitions, values):
+        for p, key, v in zip(partitions, keys, values):
             if v is None:
                 out[p] = None
                 continue
             try:
                 out[p] = int(v)
             except ValueError:
-                raise OffsetError(f"Redis key {self.offset_key(topic, p)} holds {v!r}, not an integer offset") from None
+                raise OffsetError(f"Redis key {key} holds {v!r}, not an integer offset") from None
         return out
 
     def set(self, topic: str, offsets: dict[int, int]) -> None:
+        """Set offsets as they are (offsets reset; first sight of a partition). Commits go through commit()."""
         for p, o in sorted(offsets.items()):
             self.r.set(self.offset_key(topic, p), int(o))
 
@@ -125,43 +208,111 @@ class OffsetStore:
                 out[int(tail)] = int(self.r.get(key))
         return out
 
+    def has_offsets(self, topic: str) -> bool:
+        prefix = self.offset_key(topic, 0)[:-1]
+        return any(k[len(prefix):].isdigit() for k in self.r.scan_iter(match=f"{prefix}*", count=1000))
+
     # plans ----------------------------------------------------------------------------------------------------
     def load_plan(self, topic: str) -> Plan | None:
         raw = self.r.get(self.plan_key(topic))
+        if raw is None:  # a plan stored by a version before the lease keys
+            raw = self.r.get(self.legacy_plan_key(topic))
         return Plan.from_json(raw) if raw else None
 
-    def save_plan(self, plan: Plan) -> None:
-        self.r.set(self.plan_key(plan.log), plan.to_json())
+    def save_plan(self, plan: Plan, lease: "Lease") -> None:
+        self._fenced(self._set_if_holder, lease, [self.plan_key(plan.log)], [plan.to_json()], "store the plan")
+        self.r.delete(self.legacy_plan_key(plan.log))
 
     def clear_plan(self, topic: str) -> None:
-        self.r.delete(self.plan_key(topic))
+        """Drop the plan and its state (offsets reset; a plan found committed). The caller holds the lease."""
+        self.r.delete(self.plan_key(topic), self.manifest_key(topic), self.staged_key(topic),
+                      self.legacy_plan_key(topic))
 
-    def commit(self, plan: Plan) -> None:
-        """Store each partition's end offset, then clear the plan. Idempotent: re-committing writes the same values."""
-        self.set(plan.log, {p: e for p, (_, e) in plan.ranges.items()})
-        self.clear_plan(plan.log)
+    # manifest: every path an attempt creates, recorded *before* it is created ------------------------------------
+    def record_paths(self, topic: str, lease: "Lease", temps: list[str] = (), finals: list[str] = ()) -> None:
+        entries = [f"t:{p}" for p in temps] + [f"f:{p}" for p in finals]
+        if entries:
+            self._fenced(self._sadd_if_holder, lease, [self.manifest_key(topic)],
+                         [str(lease.min_remaining_ms), *entries], "publish files")
 
-    # locks ----------------------------------------------------------------------------------------------------
-    def acquire(self, topic: str, ttl_s: int = 600, token: str | None = None) -> str:
-        """Take the log's run lock. With a TOKEN the lock is re-entrant for that token: a retry of a run that died
-        holding it (same token, e.g. Dagster's root run id) takes it over instead of waiting for the TTL."""
-        token = token or uuid.uuid4().hex
-        if not self.r.set(self.lock_key(topic), token, nx=True, ex=ttl_s):
-            if self.r.get(self.lock_key(topic)) == token:
-                self.r.expire(self.lock_key(topic), ttl_s)
-                return token
-            holder_ttl = self.r.ttl(self.lock_key(topic))
-            raise LockedError(f"log {topic!r} is being ingested by another run (lock {self.lock_key(topic)}, "
-                              f"expires in {holder_ttl}s)")
-        return token
+    def manifest(self, topic: str) -> tuple[set[str], set[str]]:
+        """(temporary paths, final paths) recorded by every attempt of the plan in flight."""
+        temps, finals = set(), set()
+        for e in self.r.smembers(self.manifest_key(topic)):
+            (temps if e.startswith("t:") else finals).add(e[2:])
+        return temps, finals
 
-    def refresh(self, topic: str, token: str, ttl_s: int = 600) -> None:
-        if self.r.get(self.lock_key(topic)) == token:
-            self.r.expire(self.lock_key(topic), ttl_s)
+    # staged result (between the stage, register and commit steps) --------------------------------------------
+    def save_staged(self, result: IngestResult, lease: "Lease") -> None:
+        self._fenced(self._set_if_holder, lease, [self.staged_key(result.log)], [result.to_record()],
+                     "record the staged files")
 
-    def release(self, topic: str, token: str) -> None:
-        if self.r.get(self.lock_key(topic)) == token:
-            self.r.delete(self.lock_key(topic))
+    def load_staged(self, topic: str, plan_id: str | None = None) -> IngestResult | None:
+        raw = self.r.get(self.staged_key(topic))
+        if raw is None:
+            return None
+        result = IngestResult.from_record(raw)
+        return result if plan_id is None or result.plan_id == plan_id else None
+
+    # commit -----------------------------------------------------------------------------------------------------
+    def commit(self, plan: Plan, result: IngestResult, lease: "Lease") -> None:
+        """Store each partition's end offset, clear the plan and its state and queue the result for reporting, if
+        and only if this run still holds the lease and the plan is still the stored one."""
+        topic = plan.log
+        parts = sorted(plan.ranges)
+        record = result.to_record()
+        if not self.cluster:
+            keys = [self.lease_key(topic), self.plan_key(topic), self.manifest_key(topic), self.staged_key(topic),
+                    self.unreported_key(topic)] + [self.offset_key(topic, p) for p in parts]
+            args = [lease.value, plan.plan_id, record, UNREPORTED_KEEP] + [plan.ranges[p][1] for p in parts]
+            self._commit_answer(self._commit(keys=keys, args=args), plan, lease)
+            return
+        ok = self._check_plan(keys=[self.lease_key(topic), self.plan_key(topic)], args=[lease.value, plan.plan_id])
+        self._commit_answer(ok, plan, lease)
+        for p in parts:
+            answer = self._forward(keys=[self.offset_key(topic, p)], args=[plan.ranges[p][1]])
+            if answer != "ok":
+                raise OffsetError(f"{topic}[{p}]: the stored offset {answer} is past this plan's end "
+                                  f"{plan.ranges[p][1]}; it was moved while the run held the lease (offsets reset "
+                                  f"without the lease?); nothing more committed")
+        self.finish_commit(plan, result)
+
+    def finish_commit(self, plan: Plan, result: IngestResult) -> None:
+        topic = plan.log
+        self._finish(keys=[self.plan_key(topic), self.manifest_key(topic), self.staged_key(topic),
+                           self.unreported_key(topic)], args=[plan.plan_id, result.to_record(), UNREPORTED_KEEP])
+
+    def _commit_answer(self, answer: str, plan: Plan, lease: "Lease") -> None:
+        if answer == "ok":
+            return
+        if answer == "lease":
+            lease.mark_lost("commit")
+            raise LeaseLost(f"{plan.log}: this run lost its lease (token {lease.token}) before committing plan "
+                            f"{plan.plan_id}; nothing committed")
+        if answer == "plan":
+            found = self.load_plan(plan.log)
+            raise OffsetError(f"{plan.log}: the stored plan is {found.plan_id if found else 'none'}, not "
+                              f"{plan.plan_id}; nothing committed (another run took over?)")
+        raise OffsetError(f"{plan.log}: the stored offset {answer.split(':', 1)[1]} is past plan {plan.plan_id}'s "
+                          f"end; nothing committed (offsets moved while the run held the lease?)")
+
+    # results not yet reported to Dagster ------------------------------------------------------------------------
+    def unreported(self, topic: str) -> list[IngestResult]:
+        return [IngestResult.from_record(r) for r in self.r.lrange(self.unreported_key(topic), 0, -1)]
+
+    def mark_reported(self, topic: str, plan_id: str) -> None:
+        for raw in self.r.lrange(self.unreported_key(topic), 0, -1):
+            if json.loads(raw).get("plan_id") == plan_id:
+                self.r.lrem(self.unreported_key(topic), 1, raw)
+
+    # ------------------------------------------------------------------------------------------------------------
+    def _fenced(self, script, lease: "Lease", keys: list[str], args: list, what: str) -> None:
+        answer = script(keys=[self.lease_key(lease.log), *keys], args=[lease.value, *args])
+        if answer == 1:
+            return
+        lease.mark_lost(what)
+        why = "is about to expire (renewals are failing)" if answer == -1 else "is held by another run now"
+        raise LeaseLost(f"{lease.log}: cannot {what}: this run's lease (token {lease.token}) {why}; nothing committed")
 
 
 def now_ms() -> int:

@@ -18,12 +18,11 @@ import time
 from typing import Callable
 
 import dagster as dg
-from dagster._core.storage.tags import RETRY_NUMBER_TAG, ROOT_RUN_ID_TAG
 from pydantic import Field
 
 from ...core.catalog import create_table_for, partition_spec, partition_values, registrar_for
 from ...core.config import Settings
-from ...core.ingest import FileInfo, IngestResult, Ingestor
+from ...core.ingest import FileInfo, IngestError, IngestResult, Ingestor
 from ...core.logtable import LogSpec
 from ...core.partitioning import hour_key, hour_start
 from .checks import file_detail, run_continuity, run_record_counts
@@ -40,6 +39,13 @@ class IngestConfig(dg.Config):
         description="Failure drill: raise after the files are published and before the offsets are committed. "
                     "Redis keeps the old offsets and the stored plan. Only the first attempt fails: the run "
                     "retry (dagster.yaml run_retries) replays the plan and succeeds.")
+    fail_after_commit: bool = Field(
+        default=False,
+        description="Failure drill: raise after the offsets are committed and before the run reports its "
+                    "materializations. Only the first attempt fails: the retry reports the committed result.")
+
+
+RETRY_NUMBER_TAG = "dagster/retry_number"  # set by Dagster's run retries on the retried run
 
 
 class InjectedFailure(RuntimeError):
@@ -195,23 +201,28 @@ def report(context: dg.OpExecutionContext, settings: Settings, spec: LogSpec, re
 
 @dataclasses.dataclass
 class Staged:
-    """What the stage op hands to the register and commit ops."""
+    """What the stage op hands to the register and commit ops: names only. The staged files live in Redis (the
+    plan's state), and the row -- with its hive_password -- is read again by each op, so nothing secret is pickled
+    into Dagster's storage."""
 
     log: str
-    result: IngestResult | None = None  # None: nothing to do (row removed or disabled)
-    previous_end: dict[int, int] | None = None
-    inject_failure: bool = False
+    plan_id: str | None = None  # None: nothing to commit (nothing to read, or the row was removed or disabled)
     note: str = ""
+    drill: str = ""  # a failure drill of the run config, for the first attempt only
 
 
-def _lock_token(context: dg.OpExecutionContext) -> str:
-    # A retry of a run that died holding the log's lock takes it over (same root run), others wait or fail.
-    return context.run.tags.get(ROOT_RUN_ID_TAG) or context.run_id
+def _owner(context: dg.OpExecutionContext) -> str:
+    # The steps of a run, and its retries, continue (or take over) the lease of the root run.
+    return f"dagster:{context.run.root_run_id or context.run_id}"
 
 
-def _ingestor(context: dg.OpExecutionContext, s, spec: LogSpec, inject: bool = False) -> Ingestor:
+def _ingestor(context: dg.OpExecutionContext, s, spec: LogSpec, before_commit=None) -> Ingestor:
     return Ingestor(s.settings, spec, s.store, s.kafka, register=registrar(s.settings, spec),
-                    before_commit=_inject if inject else None, lock_token=_lock_token(context))
+                    before_commit=before_commit, owner=_owner(context), notify=context.log.warning)
+
+
+def _first_attempt(context: dg.OpExecutionContext) -> bool:
+    return int(context.run.tags.get(RETRY_NUMBER_TAG, "0")) == 0
 
 
 @dg.op(name=INGEST_OP, out=dg.Out(Staged),
@@ -227,22 +238,29 @@ def ingest_log(context: dg.OpExecutionContext, config: IngestConfig, pseidon: Ps
         if not spec.enabled:
             context.log.warning(f"{log} is disabled in pseidon_logs: nothing to do")
             return Staged(log, note="disabled")
-        previous_end = previous_run_end(context.instance, log)
-        inject = config.fail_before_commit and int(context.run.tags.get(RETRY_NUMBER_TAG, "0")) == 0
         result = _ingestor(context, s, spec).stage()
         context.log.info(f"{log}: staged {result.written} records in {len(result.files)} files "
                          f"(plan {result.plan_id}, replayed {result.replayed})")
-        return Staged(log, result, previous_end, inject)
+        drill = ""
+        if _first_attempt(context):
+            drill = "before_commit" if config.fail_before_commit else "after_commit" if config.fail_after_commit else ""
+        return Staged(log, None if result.committed else result.plan_id, drill=drill)
 
 
-def _step(context: dg.OpExecutionContext, pseidon: PseidonResource, staged: Staged, fn):
-    """Run FN(ingestor, spec, session) for a staged result; on failure release the log's lock (nothing is
+def _step(context: dg.OpExecutionContext, pseidon: PseidonResource, staged: Staged, fn, before_commit=None):
+    """Run FN(ingestor, result, spec, session) on the staged result; on failure release the log's lease (nothing is
     committed, the stored plan stays for the retry)."""
     with pseidon.session() as s:
         spec = s.table.get(staged.log, s.settings.etl_group)
-        ing = _ingestor(context, s, spec, staged.inject_failure)
+        ing = _ingestor(context, s, spec, before_commit)
         try:
-            return fn(ing, spec, s)
+            result = None
+            if staged.plan_id is not None:
+                result = s.store.load_staged(staged.log, staged.plan_id)
+                if result is None:
+                    raise IngestError(f"{staged.log}: the staged files of plan {staged.plan_id} are not in Redis "
+                                      "(another run took over?); nothing committed")
+            return fn(ing, result, spec, s)
         except BaseException:
             ing.release()
             raise
@@ -252,11 +270,12 @@ def _step(context: dg.OpExecutionContext, pseidon: PseidonResource, staged: Stag
        description="Register the Hive partitions of the published files (ADD IF NOT EXISTS ... LOCATION). Runs in "
                    "the hive_ddl concurrency pool so many logs cannot flood the metastore.")
 def register_hive(context: dg.OpExecutionContext, pseidon: PseidonResource, staged: Staged) -> Staged:
-    result = staged.result
-    if result is None or result.committed or not result.data_files:
+    if staged.plan_id is None:
         return staged
 
-    def go(ing, spec, s):
+    def go(ing, result, spec, s):
+        if not result.data_files:
+            return staged
         if ing.register is None:
             context.log.info(f"{staged.log}: no hive_url, Hive registration skipped")
         ing.register_files(result)
@@ -266,21 +285,44 @@ def register_hive(context: dg.OpExecutionContext, pseidon: PseidonResource, stag
 
 
 @dg.op(name=COMMIT_OP, out=dg.Out(dg.Nothing),
-       description="Commit the planned end offsets to Redis, then report materializations and check results.")
+       description="Commit the planned end offsets to Redis, then report materializations and check results (also "
+                   "of earlier commits whose report did not happen).")
 def commit_offsets(context: dg.OpExecutionContext, pseidon: PseidonResource, staged: Staged):
-    result = staged.result
-    if result is None:
-        return dg.Output(None, metadata={"skipped": staged.note})
 
-    def go(ing, spec, s):
-        ing.commit(result)
-        context.log.info(f"{staged.log}: {json.dumps(result.to_dict(), sort_keys=True)[:4000]}")
-        if result.plan_id is None:
-            return dg.Output(None, metadata={"read": 0, "lag_after": result.lag_after or 0,
-                                             "note": "nothing to read (or start offsets pinned)"})
-        return dg.Output(None, metadata=report(context, s.settings, spec, result, staged.previous_end))
+    def go(ing, result, spec, s):
+        if result is not None:
+            ing.commit(result)
+            context.log.info(f"{staged.log}: {json.dumps(result.to_dict(), sort_keys=True)[:4000]}")
+            if staged.drill == "after_commit":
+                raise InjectedFailure(f"injected failure after the commit of plan {result.plan_id}, before its "
+                                      "report; the retry reports it")
+        summary = report_committed(context, s, spec, result)
+        if result is None and not summary:
+            return dg.Output(None, metadata={"read": 0, "note": staged.note or "nothing to read (or start offsets "
+                                                                               "pinned)"})
+        return dg.Output(None, metadata=summary)
 
-    return _step(context, pseidon, staged, go)
+    return _step(context, pseidon, staged, go, _inject if staged.drill == "before_commit" else None)
+
+
+def report_committed(context: dg.OpExecutionContext, s, spec: LogSpec, current: IngestResult | None) -> dict:
+    """Report every committed result of the log that Dagster has not seen yet (this run's, an earlier run's that
+    failed between its commit and its report, or a CLI run's), oldest first; returns the last one's summary."""
+    summary: dict = {}
+    previous_end = previous_run_end(context.instance, spec.log)
+    for result in s.store.unreported(spec.log):
+        if current is not None and result.plan_id == current.plan_id:
+            result = current  # this run's own result also knows the lag it left
+        summary = report(context, s.settings, _planned_spec(spec, result), result, previous_end)
+        s.store.mark_reported(spec.log, result.plan_id)
+        previous_end = {**(previous_end or {}), **{p: e for p, (_, e) in result.offsets.items()}}
+    return summary
+
+
+def _planned_spec(spec: LogSpec, result: IngestResult) -> LogSpec:
+    """The row as the result's plan froze the layout (for Hive partition names); hive settings as they are now."""
+    p = result.layout or {}
+    return dataclasses.replace(spec, **{k: v for k, v in p.items() if hasattr(spec, k)})
 
 
 ingest_config = dg.PartitionedConfig(

@@ -7,20 +7,27 @@ import time
 
 import dagster as dg
 import redis
-from dagster._core.storage.dagster_run import NOT_FINISHED_STATUSES
-from dagster._core.storage.tags import WILL_RETRY_TAG
+import sqlalchemy as sa
 
 from ...core.kafka import KafkaUnavailable, TopicNotFound
-from ...core.offsets import OffsetError, now_ms
-from .constants import INGEST_JOB, LAG_TAG, LOG_TAG, REASON_TAG, SENSOR
 from ...core.lag import decide, measure, sensor_settings
+from ...core.offsets import OffsetError, now_ms, redis_where
+from .constants import INGEST_JOB, LAG_TAG, LOG_TAG, REASON_TAG, SENSOR
 from .partitions import logs
 from .resources import PseidonResource
 
 # Stop probing more logs after this many seconds of a tick (Dagster times a sensor out at 60 s); the logs left over
 # are probed first by the next tick.
 TICK_BUDGET_S = 40.0
-CURSOR_VERSION = 1
+CURSOR_VERSION = 2
+WILL_RETRY_TAG = "dagster/will_retry"  # set by Dagster on a failed run that its run retries will launch again
+UNFINISHED = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
+              dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
+MAX_BACKOFF_DOUBLINGS = 4  # back-off after repeated failures: base, 2x, 4x, 8x, 16x
+
+
+class SensorUnavailable(RuntimeError):
+    """A server the tick needs is unreachable: the tick fails (visible and alertable in the UI), naming it."""
 
 
 def load_cursor(raw: str | None) -> dict:
@@ -36,15 +43,52 @@ def load_cursor(raw: str | None) -> dict:
 
 def busy_reason(instance: dg.DagsterInstance, log: str) -> str | None:
     """A run of this log is queued or running, or failed and is about to be retried: leave the log alone."""
-    runs = instance.get_runs(filters=dg.RunsFilter(tags={LOG_TAG: log}), limit=1)
-    if not runs:
-        return None
-    run = runs[0]
-    if run.status in NOT_FINISHED_STATUSES:
+    records = instance.get_run_records(filters=dg.RunsFilter(tags={LOG_TAG: log}), limit=1)
+    return _busy(records[0].dagster_run) if records else None
+
+
+def _busy(run: dg.DagsterRun) -> str | None:
+    if run.status in UNFINISHED:
         return f"run {run.run_id[:8]} is {run.status.value.lower()}"
     if run.status == dg.DagsterRunStatus.FAILURE and run.tags.get(WILL_RETRY_TAG) == "true":
         return f"run {run.run_id[:8]} failed and will be retried"
     return None
+
+
+def busy_logs(instance: dg.DagsterInstance) -> dict[str, str]:
+    """log -> why it is busy, for every log with an unfinished ingest run (one query per tick)."""
+    out = {}
+    for rec in instance.get_run_records(filters=dg.RunsFilter(job_name=INGEST_JOB, statuses=UNFINISHED)):
+        log = rec.dagster_run.tags.get(LOG_TAG)
+        if log:
+            out.setdefault(log, _busy(rec.dagster_run))
+    return out
+
+
+def retry_decision(instance: dg.DagsterInstance, log: str, prev: dict, base_ms: int, now: int
+                   ) -> tuple[bool, str]:
+    """The sensor already requested this exact work (same offsets, watermarks and plan). Request it again only if
+    that run failed (and Dagster will not retry it) at least a back-off ago: a run that failed before storing a plan
+    (Kafka blip, Hive down while reading a schema, lease busy) changes nothing the key is made of."""
+    records = instance.get_run_records(filters=dg.RunsFilter(tags={LOG_TAG: log}), limit=1)
+    if not records:
+        return False, "already requested"
+    rec = records[0]
+    run = rec.dagster_run
+    busy = _busy(run)
+    if busy:
+        return False, busy
+    if run.status != dg.DagsterRunStatus.FAILURE:
+        return False, f"already requested (run {run.run_id[:8]} {run.status.value.lower()})"
+    ended_ms = int((rec.end_time or rec.update_timestamp.timestamp()) * 1000)
+    backoff = base_ms * 2 ** min(prev.get("n", 0), MAX_BACKOFF_DOUBLINGS)
+    if now - ended_ms < backoff:
+        return False, f"run {run.run_id[:8]} failed; requesting again in {(ended_ms + backoff - now) // 1000}s"
+    return True, f"run {run.run_id[:8]} failed {(now - ended_ms) // 1000}s ago; trying again"
+
+
+def _fail(what: str, where: str, err: BaseException) -> SensorUnavailable:
+    return SensorUnavailable(f"{what} at {where} is unavailable: {type(err).__name__}: {err}")
 
 
 def evaluate(context: dg.SensorEvaluationContext, pseidon: PseidonResource) -> dg.SensorResult:
@@ -52,7 +96,10 @@ def evaluate(context: dg.SensorEvaluationContext, pseidon: PseidonResource) -> d
     cursor = load_cursor(context.cursor)
     settings = sensor_settings(pseidon.settings())
     with pseidon.session(settings) as s:
-        specs, errors = s.table.logs(settings.etl_group)
+        try:
+            specs, errors = s.table.logs(settings.etl_group)
+        except sa.exc.SQLAlchemyError as e:
+            raise _fail("the pseidon_logs table", s.table.engine.url.render_as_string(hide_password=True), e) from None
         for err in errors:
             context.log.error(f"{err} -- the log gets no runs until the row is fixed")
         wanted = {spec.log for spec in specs}
@@ -81,8 +128,7 @@ def evaluate(context: dg.SensorEvaluationContext, pseidon: PseidonResource) -> d
 
         requests: list[dg.RunRequest] = []
         notes: list[str] = [f"{err.log}: bad row ({err.column})" for err in errors]
-        kafka_down: str | None = None
-        requested_before = dict(cursor["requested"])
+        busy = busy_logs(context.instance)
         consumer = s.kafka.consumer()
         try:
             for log in order:
@@ -90,12 +136,8 @@ def evaluate(context: dg.SensorEvaluationContext, pseidon: PseidonResource) -> d
                     cursor["next"] = log
                     notes.append(f"tick budget of {TICK_BUDGET_S:.0f}s used up; {log} and later logs next tick")
                     break
-                if kafka_down:
-                    notes.append(f"{log}: skipped, Kafka unavailable")
-                    continue
-                busy = busy_reason(context.instance, log)
-                if busy:
-                    notes.append(f"{log}: {busy}")
+                if log in busy:
+                    notes.append(f"{log}: {busy[log]}")
                     continue
                 try:
                     m = measure(log, s.kafka, s.store, consumer)
@@ -103,16 +145,12 @@ def evaluate(context: dg.SensorEvaluationContext, pseidon: PseidonResource) -> d
                     context.log.warning(str(e))
                     notes.append(f"{log}: topic not found")
                     continue
-                except KafkaUnavailable as e:
-                    kafka_down = str(e)
-                    context.log.error(f"Kafka unavailable, no log probed this tick: {e}")
-                    notes.append(f"{log}: skipped, Kafka unavailable")
-                    continue
                 except OffsetError as e:
                     context.log.error(str(e))
                     notes.append(f"{log}: {e}")
                     continue
-                d = decide(m, settings, now_ms(), cursor["waiting"].get(log))
+                now = now_ms()
+                d = decide(m, settings, now, cursor["waiting"].get(log))
                 if d.waiting_since_ms is not None:
                     cursor["waiting"][log] = d.waiting_since_ms
                 else:
@@ -120,21 +158,29 @@ def evaluate(context: dg.SensorEvaluationContext, pseidon: PseidonResource) -> d
                 if not d.run:
                     notes.append(f"{log}: {d.reason}")
                     continue
-                run_key = f"{log}:{m.key}"
-                if cursor["requested"].get(log) == run_key:
-                    notes.append(f"{log}: run {run_key} already requested")
-                    continue
-                cursor["requested"][log] = run_key
-                context.log.info(f"{log}: requesting a run ({d.reason})")
+                reason = d.reason
+                prev = cursor["requested"].get(log) or {}
+                attempt = 0
+                if prev.get("key") == m.key:
+                    again, why = retry_decision(context.instance, log, prev, settings.sensor_retry_backoff_ms, now)
+                    if not again:
+                        notes.append(f"{log}: {why}")
+                        continue
+                    attempt = prev.get("n", 0) + 1
+                    reason = f"{why}: {d.reason}"
+                run_key = f"{log}:{m.key}" + (f":retry{attempt}" if attempt else "")
+                cursor["requested"][log] = {"key": m.key, "n": attempt}
+                context.log.info(f"{log}: requesting a run ({reason})")
                 requests.append(dg.RunRequest(
                     run_key=run_key, partition_key=log,
-                    tags={LOG_TAG: log, REASON_TAG: d.reason[:250], LAG_TAG: str(m.lag)},
+                    tags={LOG_TAG: log, REASON_TAG: reason[:250], LAG_TAG: str(m.lag)},
                 ))
+        except KafkaUnavailable as e:
+            _apply_partitions(context, partition_requests)
+            raise _fail("Kafka", settings.bootstrap_servers, e) from None
         except redis.RedisError as e:
-            context.log.error(f"Redis unavailable: {e}")
-            notes.append(f"Redis unavailable: {e}")
-            requests = []
-            cursor["requested"] = requested_before
+            _apply_partitions(context, partition_requests)
+            raise _fail("Redis", redis_where(s.store.r), e) from None
         finally:
             consumer.close()
 
@@ -144,6 +190,16 @@ def evaluate(context: dg.SensorEvaluationContext, pseidon: PseidonResource) -> d
         cursor=json.dumps(cursor, sort_keys=True),
         skip_reason=None if requests else ("; ".join(notes) or "no enabled logs in pseidon_logs")[:2000],
     )
+
+
+def _apply_partitions(context: dg.SensorEvaluationContext, requests: list) -> None:
+    """Keep the `logs` partitions in sync with pseidon_logs even on a tick that fails for another server."""
+    for req in requests:
+        if isinstance(req, dg.AddDynamicPartitionsRequest):
+            context.instance.add_dynamic_partitions(req.partitions_def_name, list(req.partition_keys))
+        else:
+            for key in req.partition_keys:
+                context.instance.delete_dynamic_partition(req.partitions_def_name, key)
 
 
 @dg.sensor(
