@@ -23,7 +23,7 @@ def _store(settings):
 def _table(settings):
     from .core.logtable import LogTable
 
-    return LogTable.from_url(settings.etl_db_url)
+    return LogTable.for_settings(settings)  # rows confined to this config's roots, hosts and Vault prefixes
 
 
 def cmd_ingest(args) -> int:

@@ -157,7 +157,7 @@ def main(args) -> int:
         say(f"  {info['name']:6} 127.0.0.1:{info['port']}  {'started' if info['started'] else 'already running'}")
 
     say("== 2. pseidon_logs, topics and sample messages")
-    table = LogTable.from_url(settings.etl_db_url)
+    table = LogTable.for_settings(settings)
     create_table(table.engine)
     table.upsert([{**row, "log_group": settings.etl_group} for row in SAMPLE_LOGS])
     say(f"  pseidon_logs in {table.engine.url.render_as_string(hide_password=True)}: "
@@ -238,7 +238,7 @@ def main(args) -> int:
 
     say("== 4. the files")
     settings = config_mod.load(config_path)
-    table = LogTable.from_url(settings.etl_db_url)
+    table = LogTable.for_settings(settings)
     for row in SAMPLE_LOGS:
         show_files(settings, table.get(row["log"]), written)
     table.engine.dispose()

@@ -13,7 +13,10 @@ CatalogError is raised, the ingest does not commit its offsets, and the next run
 again.
 
 Every identifier is validated ([A-Za-z_][A-Za-z0-9_]*) and backtick-quoted, every partition value and LOCATION is
-validated before any SQL is sent: a hostile hive_table_name such as `t; DROP TABLE x` raises CatalogError.
+validated before any SQL is sent: a hostile hive_table_name such as `t; DROP TABLE x` raises CatalogError. No DDL
+literal holds '$' (Hive substitutes ${env:..}, ${hivevar:..} in statements), and column types must parse as one
+whole Hive type. A hive_url may not carry a password (user-info or password=), and with :hive :allowed-hosts only
+those hosts are contacted.
 """
 from __future__ import annotations
 
@@ -27,6 +30,7 @@ import time
 from typing import Any, Callable, Iterable, Sequence
 from urllib.parse import urlsplit
 
+from . import paths
 from .config import Settings
 from .logtable import LogSpec
 from .partitioning import hour_start, partition_dir
@@ -41,7 +45,6 @@ TEXT_FORMATS = ("gzip", "txt", "bzip2", "zstd")
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _VALUE = re.compile(r"[0-9A-Za-z_-]+\Z")
-_BAD_LOCATION = re.compile(r"['\"`\\\x00-\x1f\x7f]")
 _HIVE_TYPE = re.compile(r"[A-Za-z0-9_<>,:() ]+\Z")
 
 
@@ -83,8 +86,8 @@ def _kv(text: str, what: str, url: str) -> dict[str, str]:
 
 
 def _safe_url(url: str) -> str:
-    """The URL with any password=... parameter masked (for error messages)."""
-    return re.sub(r"(?i)(password|pwd)=[^;?#&]*", r"\1=***", url)
+    """The URL with its user-info and any password=... parameter masked (for error messages)."""
+    return re.sub(r"(?i)(password|pwd)\s*=[^;?#&]*", r"\1=***", paths.redact_url(url))
 
 
 def parse_hive_url(url: str) -> HiveTarget:
@@ -97,6 +100,11 @@ def parse_hive_url(url: str) -> HiveTarget:
     if not isinstance(url, str) or not url.strip():
         raise CatalogError("hive_url is empty")
     raw = url.strip()
+    if "$" in raw:
+        raise CatalogError(f"hive_url {_safe_url(raw)!r} contains '$' (Hive variable substitution)")
+    if re.search(r"(?i)[;?#&]\s*(password|pwd)\s*=", raw):
+        raise CatalogError(f"hive_url {_safe_url(raw)!r} holds a password parameter; put the password in "
+                           f"hive_password (a vault: reference is best)")
     rest = raw
     for prefix in ("jdbc:hive2:", "hive2:"):
         if rest.lower().startswith(prefix):
@@ -111,6 +119,9 @@ def parse_hive_url(url: str) -> HiveTarget:
     if not m:  # pragma: no cover - the pattern matches any string
         raise CatalogError(f"hive_url {_safe_url(raw)!r} cannot be parsed")
     authority, path, sess = m.group(1), m.group(2) or "", (m.group(3) or "")[1:]
+    if "@" in authority:
+        raise CatalogError(f"hive_url {_safe_url(raw)!r} has user-info (user:password@); give the user in hive_user "
+                           f"and the password in hive_password")
     first = authority.split(",")[0].strip()
     if first.startswith("["):
         host, _, tail = first[1:].partition("]")
@@ -184,8 +195,9 @@ def partition_spec(values: dict[str, Any]) -> str:
 def location_literal(location: str) -> str:
     if not isinstance(location, str) or not location.strip():
         raise CatalogError("a partition LOCATION is empty")
-    if _BAD_LOCATION.search(location):
-        raise CatalogError(f"LOCATION {location!r} contains a quote, backslash or control character")
+    problem = paths.text_problem(location)
+    if problem:
+        raise CatalogError(f"LOCATION {paths.redact_url(location)!r} {problem}")
     return f"'{location}'"
 
 
@@ -453,12 +465,19 @@ def _password(settings: Settings, spec: LogSpec) -> str | None:
         return None
     from . import secrets
 
-    if not secrets.is_reference(pwd):
-        return pwd
     try:
-        return secrets.resolver_for(settings.vault)(pwd)
+        return secrets.resolve_row_reference(pwd, settings.vault)  # a row's reference: only under :row-prefixes
     except secrets.SecretError as e:
         raise CatalogError(f"log {spec.log!r}: hive_password: {e}") from None
+
+
+def target_for(settings: Settings, hive_url: str) -> HiveTarget:
+    """The HiveServer2 a hive_url names, if :hive :allowed-hosts (when set) lets rows name it."""
+    target = parse_hive_url(hive_url)
+    allowed = settings.hive.allowed_hosts
+    if allowed and not any(h == target.host.lower() and p in (None, target.port) for h, p in allowed):
+        raise CatalogError(f"hive_url host {target.host}:{target.port} is not in :hive :allowed-hosts")
+    return target
 
 
 def catalog_for(settings: Settings, spec: LogSpec) -> tuple[HiveCatalog, str, str]:
@@ -466,7 +485,7 @@ def catalog_for(settings: Settings, spec: LogSpec) -> tuple[HiveCatalog, str, st
     if not spec.hive_url:
         raise CatalogError(f"log {spec.log!r} has no hive_url")
     try:
-        target = parse_hive_url(spec.hive_url)
+        target = target_for(settings, spec.hive_url)
         db, table = split_table(table_name_of(spec), target.database)
     except CatalogError as e:
         raise CatalogError(f"log {spec.log!r}: {e}") from None
@@ -538,7 +557,7 @@ def registrar_for(settings: Settings, spec: LogSpec,
     hive_password's Vault lookup, happen when the hook runs."""
     if not spec.hive_url:
         raise CatalogError(f"log {spec.log!r} has no hive_url: nothing to register partitions in")
-    target = parse_hive_url(spec.hive_url)
+    target = target_for(settings, spec.hive_url)
     db, table = split_table(table_name_of(spec), target.database)
     factory = catalog_factory or catalog_for
 
@@ -583,7 +602,7 @@ def _sep_literal(sep: bytes) -> str:
     if len(sep) != 1:
         raise CatalogError(f"separator {sep!r} is more than one byte; Hive's text SerDe splits on a single byte")
     c = sep.decode("latin-1")
-    if c.isprintable() and c not in "'\\\"`;":
+    if c.isprintable() and c not in "'\\\"`;$":  # '$' as an octal escape: no Hive variable substitution
         return f"'{c}'"
     return "'\\%03o'" % ord(c)
 
@@ -663,5 +682,5 @@ def arrow_to_hive(t) -> str:
 
 __all__ = [
     "CatalogError", "HiveCatalog", "HiveTarget", "parse_hive_url", "registrar_for", "hive_schema_for",
-    "create_table_for", "partitions_for", "table_location", "catalog_for",
+    "create_table_for", "partitions_for", "table_location", "catalog_for", "target_for",
 ]

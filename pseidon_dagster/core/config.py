@@ -15,6 +15,9 @@ from typing import Any, Callable
 
 import edn_format
 
+from . import paths
+from .secrets import SecretMap
+
 log = logging.getLogger(__name__)
 logging.getLogger("edn_format").setLevel(logging.WARNING)  # its lexer logs every grammar rule at INFO
 
@@ -94,6 +97,8 @@ class HivePartitionSettings:
     hour_value: str = "%Y%m%d%H"
     retries: int = 3
     retry_backoff_s: float = 2.0
+    # HiveServer2 hosts a pseidon_logs.hive_url may name, as (host, port or None = any port); empty: any host.
+    allowed_hosts: tuple[tuple[str, int | None], ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,17 +109,18 @@ class Settings:
     etl_group: str = "etl"
     kafka_brokers: tuple[str, ...] = ("127.0.0.1:9092",)
     kafka_use_earliest: bool = False
-    kafka_config: dict[str, Any] = dataclasses.field(default_factory=dict)
+    kafka_config: dict[str, Any] = dataclasses.field(default_factory=SecretMap)  # repr masks sasl.password, ...
     kafka_timeout_s: float = 10.0
     kafka_batch_size: int = 10_000
     max_offsets_per_partition: int = 5_000_000
     redis: RedisSettings = RedisSettings()
     data_dir: str = "var/data"
+    allowed_roots: tuple[str, ...] = ()  # beside :data-dir, where pseidon_logs paths may point
     writer: WriterSettings = WriterSettings()
     hive: HivePartitionSettings = HivePartitionSettings()
-    avro_schema_registry_url: str = "http://localhost:8081"
+    avro_schema_registry_url: str = dataclasses.field(default="http://localhost:8081", repr=False)  # may hold user:pw@
     schema_dir: str = "conf/schemas"
-    vault: dict[str, Any] = dataclasses.field(default_factory=dict)
+    vault: dict[str, Any] = dataclasses.field(default_factory=SecretMap)  # repr masks :token, :secret-id, :role-id
     sensor_min_lag: int = 1
     sensor_max_wait_ms: int | None = None
     sensor_retry_backoff_ms: int = 60_000
@@ -136,6 +142,11 @@ class Settings:
     def lease_wait_s(self) -> float:
         """How long a run waits for a log's lease held by another run: its TTL plus a margin."""
         return self.lease_ttl_s + min(10.0, max(1.0, self.lease_ttl_s / 3))
+
+    @property
+    def roots(self) -> tuple[str, ...]:
+        """Where the paths of pseidon_logs rows may lead: :data-dir, then each of :allowed-roots."""
+        return (self.data_dir, *self.allowed_roots)
 
     def resolve_path(self, path: str) -> str:
         """Relative paths (and only those) are taken relative to :data-dir; URIs are kept as they are."""
@@ -197,7 +208,11 @@ def db_url(host: str, user: str | None, pwd: str | None) -> str:
     m = _JDBC_SUBNAME.match(host)
     if m:
         hostport = m.group("hostport").split(",")[0]  # load-balanced subnames: take the first host
+        if "@" in hostport:
+            raise ConfigError(":etl-db-host has user-info (user:password@); give them as :etl-db-user/:etl-db-pwd")
         h, _, p = hostport.partition(":")
+        if p and not p.isdigit():
+            raise ConfigError(f":etl-db-host port {p!r} is not a number")
         return URL.create(
             "mysql+pymysql", username=user, password=pwd, host=h, port=int(p) if p else 3306,
             database=m.group("db") or None,
@@ -322,12 +337,41 @@ def _hive(value: Any) -> HivePartitionSettings:
             out["retries"] = _int("hive :retries", v)
         elif k == "retry-backoff-ms":
             out["retry_backoff_s"] = _int("hive :retry-backoff-ms", v) / 1000.0
+        elif k == "allowed-hosts":
+            out["allowed_hosts"] = tuple(_host_port(h) for h in _strings("hive :allowed-hosts", v))
         else:
             log.warning("unknown key :hive :%s is ignored", k)
     for col in ("date_column", "hour_column"):
         if col in out and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", out[col]):
             raise ConfigError(f":hive :{col.replace('_', '-')} {out[col]!r} is not a valid column name")
     return dataclasses.replace(HivePartitionSettings(), **out)
+
+
+def _strings(key: str, value: Any) -> list[str]:
+    """A vector of non-empty strings."""
+    if not isinstance(value, list):
+        raise ConfigError(f":{key} must be a vector of strings, got {type(value).__name__}")
+    for v in value:
+        if not isinstance(v, str) or not v.strip():
+            raise ConfigError(f":{key} entries must be non-empty strings, got {v!r}")
+    return [v.strip() for v in value]
+
+
+def _host_port(text: str) -> tuple[str, int | None]:
+    """'host', 'host:port', '[v6]' or '[v6]:port' -> (lower-case host, port or None)."""
+    m = re.fullmatch(r"\[([0-9A-Fa-f:.]+)\](?::(\d+))?|([^:\[\]/@]+)(?::(\d+))?", text)
+    port = (m.group(2) or m.group(4)) if m else None
+    if m is None or (port and not 0 < int(port) < 65536):
+        raise ConfigError(f":hive :allowed-hosts entry {text!r} is not host, host:port or [ipv6]:port")
+    return (m.group(1) or m.group(3)).lower(), int(port) if port else None
+
+
+def _root(key: str, value: str) -> str:
+    try:
+        paths.place(value, real=False)
+    except ValueError as e:
+        raise ConfigError(f":{key} {paths.redact_url(value)!r} {e}") from None
+    return value
 
 
 def from_mapping(raw: dict[str, Any], source: str | None = None,
@@ -356,7 +400,7 @@ def from_mapping(raw: dict[str, Any], source: str | None = None,
         elif key == "kafka-use-earliest":
             out["kafka_use_earliest"] = _bool(key, value)
         elif key == "kafka-config":
-            out["kafka_config"] = {str(k): v for k, v in _typed(key, dict, value).items()}
+            out["kafka_config"] = SecretMap((str(k), v) for k, v in _typed(key, dict, value).items())
             _guard_kafka_config(out["kafka_config"])
         elif key == "kafka-timeout-ms":
             out["kafka_timeout_s"] = _int(key, value, 1) / 1000.0
@@ -370,7 +414,9 @@ def from_mapping(raw: dict[str, Any], source: str | None = None,
                 rs = dataclasses.replace(rs, password=secret(rs.password))
             out["redis"] = rs
         elif key == "data-dir":
-            out["data_dir"] = _str(key, value)
+            out["data_dir"] = _root(key, _str(key, value))
+        elif key == "allowed-roots":
+            out["allowed_roots"] = tuple(_root("allowed-roots", v) for v in _strings(key, value))
         elif key == "writer":
             out["writer"] = _writer(value)
         elif key == "hive":
@@ -383,7 +429,7 @@ def from_mapping(raw: dict[str, Any], source: str | None = None,
         elif key == "schema-dir":
             out["schema_dir"] = _str(key, value)
         elif key == "vault":
-            out["vault"] = dict(_typed(key, dict, value))
+            out["vault"] = SecretMap(_typed(key, dict, value))
         elif key == "sensor-min-lag":
             out["sensor_min_lag"] = _int(key, value, 1)
         elif key == "sensor-max-wait-ms":

@@ -1,16 +1,24 @@
-"""The pseidon_logs table: one row per log (Kafka topic). Re-read every time it is asked; nothing is cached."""
+"""The pseidon_logs table: one row per log (Kafka topic). Re-read every time it is asked; nothing is cached.
+
+Rows are untrusted input. Every row read is validated (validate_row) and confined to what this deployment's settings
+allow (confine): paths inside :data-dir/:allowed-roots, hive_url hosts in :hive :allowed-hosts, vault: references
+under :vault :row-prefixes. A row that fails is reported as a LogConfigError naming the log and the column."""
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 from typing import Iterable
 
 import sqlalchemy as sa
 
+from . import paths
+from .config import Settings
 from .formats import DescriptorError, parse_descriptor
 from .writers import OUTPUT_FORMATS, OutputFormatError, output_format
 
 metadata = sa.MetaData()
+SEED_QUARANTINE = "/tmp/pseidon-quarantine"  # the seed DDL's default for the quarantine column
 
 # The seed README's DDL, column for column (MyISAM/latin1 are MySQL table options, applied on MySQL only).
 pseidon_logs = sa.Table(
@@ -25,14 +33,17 @@ pseidon_logs = sa.Table(
     sa.Column("hive_url", sa.String(255)),
     sa.Column("hive_user", sa.String(200), server_default=sa.null()),
     sa.Column("hive_password", sa.String(200), server_default=sa.null()),
-    sa.Column("quarantine", sa.String(200), server_default="/tmp/pseidon-quarantine"),
+    sa.Column("quarantine", sa.String(200), server_default=SEED_QUARANTINE),
     sa.Column("log_group", sa.String(100), server_default="default"),
     sa.Column("enabled", sa.SmallInteger, server_default="1"),
     mysql_engine="MyISAM",
     mysql_charset="latin1",
 )
 
-DEFAULT_QUARANTINE = "/tmp/pseidon-quarantine"
+# The quarantine of a row that names none: <data-dir>/quarantine. The seed DDL's server default (kept for
+# compatibility) is what an INSERT without a quarantine stores, so it means "none named" too: /tmp is shared and
+# world-writable, no place for the lake's rejected messages.
+DEFAULT_QUARANTINE = "quarantine"
 _TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 
 
@@ -73,11 +84,9 @@ class LogSpec:
 
 def engine_for(url: str) -> sa.Engine:
     if url.startswith("sqlite:///"):
-        import os
-
         path = url[len("sqlite:///"):]
         if path and path != ":memory:":
-            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+            paths.makedirs_private(os.path.dirname(os.path.abspath(path)))
     kwargs = {"pool_pre_ping": True}
     if url.startswith("mysql"):
         kwargs["pool_recycle"] = 3600
@@ -100,8 +109,9 @@ def _reflect(engine: sa.Engine) -> sa.Table:
     return sa.Table("pseidon_logs", md, autoload_with=engine)
 
 
-def validate_row(row: dict) -> LogSpec:
-    """Turn one row into a LogSpec, or raise LogConfigError naming the log and the column."""
+def validate_row(row: dict, settings: Settings | None = None) -> LogSpec:
+    """Turn one row into a LogSpec confined to SETTINGS (default: the default settings, whose only root is
+    var/data), or raise LogConfigError naming the log and the column."""
     name = row.get("log")
     if not name or not _TOPIC.match(str(name)):
         raise LogConfigError(str(name), "log", "not a valid Kafka topic name ([A-Za-z0-9._-], 1-249 chars)")
@@ -127,7 +137,7 @@ def validate_row(row: dict) -> LogSpec:
     if date_format not in ("datehour", "date"):
         raise LogConfigError(name, "date_format", f"{row.get('date_format')!r} is not 'datehour' or 'date'")
     quarantine = row.get("quarantine") or DEFAULT_QUARANTINE
-    return LogSpec(
+    spec = LogSpec(
         log=name,
         format=fmt,
         output_format=out,
@@ -143,15 +153,60 @@ def validate_row(row: dict) -> LogSpec:
         date_format=date_format,
         raw_output_format=row.get("output_format"),
     )
+    return confine(spec, settings or Settings())
+
+
+def confine(spec: LogSpec, settings: Settings) -> LogSpec:
+    """SPEC if it only does what SETTINGS allow a row to do (with the seed's quarantine default read as unset), else
+    LogConfigError naming the log and the column.
+
+    Also for a spec that did not come from a row just now (a replayed plan's frozen spec)."""
+    if spec.quarantine.rstrip("/") == SEED_QUARANTINE:
+        spec = dataclasses.replace(spec, quarantine=DEFAULT_QUARANTINE)
+    for column, value in (("base_partition", spec.base_partition), ("quarantine", spec.quarantine)):
+        root = settings.resolve_path(value)
+        for col, shown, path in ((column, value, root),
+                                 ("log_partition", spec.log_partition, f"{root.rstrip('/')}/{spec.log_partition}")):
+            problem = paths.outside(path, settings.roots)
+            if problem:
+                raise LogConfigError(spec.log, col, f"{paths.redact_url(shown)!r} {problem}")
+    if spec.hive_url:
+        from .catalog import CatalogError, split_table, table_name_of, target_for
+
+        try:
+            target = target_for(settings, spec.hive_url)
+        except CatalogError as e:
+            raise LogConfigError(spec.log, "hive_url", str(e)) from None
+        try:
+            split_table(table_name_of(spec), target.database)
+        except CatalogError as e:
+            raise LogConfigError(spec.log, "hive_table_name", str(e)) from None
+    from . import secrets
+
+    if secrets.is_reference(spec.hive_password):
+        try:
+            secrets.check_row_reference(spec.hive_password, secrets.VaultConfig.from_conf(settings.vault))
+        except secrets.SecretError as e:
+            raise LogConfigError(spec.log, "hive_password", str(e)) from None
+    return spec
 
 
 @dataclasses.dataclass
 class LogTable:
+    """pseidon_logs through ENGINE; rows are confined to SETTINGS (None: the default settings, which only allow
+    var/data - so a caller that forgets its settings refuses rows instead of trusting them)."""
+
     engine: sa.Engine
+    settings: Settings | None = None
 
     @classmethod
     def from_url(cls, url: str) -> "LogTable":
         return cls(engine_for(url))
+
+    @classmethod
+    def for_settings(cls, settings: Settings) -> "LogTable":
+        """The table of :etl-db-host, confining rows to SETTINGS: what the CLI, the sensor and the jobs use."""
+        return cls(engine_for(settings.etl_db_url), settings)
 
     def rows(self, group: str | None = None, enabled_only: bool = True) -> list[dict]:
         t = _reflect(self.engine)
@@ -168,7 +223,7 @@ class LogTable:
         good, bad = [], []
         for row in self.rows(group):
             try:
-                good.append(validate_row(row))
+                good.append(validate_row(row, self.settings))
             except LogConfigError as e:
                 bad.append(e)
         return good, bad
@@ -182,7 +237,7 @@ class LogTable:
         d = dict(row._mapping)
         if group is not None and d.get("log_group") != group:
             raise LookupError(f"log {log!r} belongs to log_group {d.get('log_group')!r}, not {group!r}")
-        return validate_row(d)
+        return validate_row(d, self.settings)
 
     def upsert(self, rows: Iterable[dict]) -> None:
         t = _reflect(self.engine)
@@ -203,4 +258,4 @@ class LogTable:
             c.execute(sa.delete(t).where(t.c.log == log))
 
 
-__all__ = ["LogSpec", "LogTable", "LogConfigError", "create_table", "validate_row", "OUTPUT_FORMATS"]
+__all__ = ["LogSpec", "LogTable", "LogConfigError", "create_table", "validate_row", "confine", "OUTPUT_FORMATS"]

@@ -6,6 +6,8 @@ A reference is `vault:<path>#<key>`:
     vault:pseidon#db_password                with {:mount "secret"}: the secret `pseidon` under the configured mount
 
 Where references may appear: :etl-db-pwd and the :redis-conf :password in pseidon.edn, and pseidon_logs.hive_password.
+A row is untrusted input: its references resolve only under :vault :row-prefixes (none by default), so a row cannot
+read the database or Redis password, or any other secret the ETL's credentials can read.
 
 Address and authentication come from the :vault map of pseidon.edn, else the environment:
     {:addr "http://127.0.0.1:8200"        VAULT_ADDR
@@ -15,11 +17,13 @@ Address and authentication come from the :vault map of pseidon.edn, else the env
      :mount "secret" :kv-version 2
      :namespace "..."                     VAULT_NAMESPACE  (Vault Enterprise)
      :ca-cert "/path/ca.pem"              VAULT_CACERT
-     :timeout-ms 10000 :cache-ttl-ms 300000}
+     :timeout-ms 10000 :cache-ttl-ms 300000
+     :row-prefixes ["secret/pseidon/hive"]}   Vault paths that pseidon_logs rows may reference (default: none)
 
 Secrets are read once per process and cached for :cache-ttl-ms (5 minutes: one run, while a long-lived daemon still
-sees rotated secrets). Errors raise SecretError naming the reference and the reason, never a token, secret-id or
-secret value. Resolved values are `Secret` strings, whose repr() is masked.
+sees rotated secrets). Errors raise SecretError naming the reference and the reason, never a token, secret-id,
+secret value or key name (a reference is shown as vault:<path>#***). Resolved values are `Secret` strings, whose
+repr() is masked; settings maps are `SecretMap`s, whose repr() masks secret-looking keys.
 """
 from __future__ import annotations
 
@@ -27,10 +31,13 @@ import dataclasses
 import hashlib
 import logging
 import os
+import re
 import threading
 import time
 from typing import Any, Callable
 from urllib.parse import urlsplit, urlunsplit
+
+from .paths import redact_url
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +45,8 @@ VAULT_PREFIX = "vault:"
 DEFAULT_TIMEOUT_MS = 10_000
 DEFAULT_CACHE_TTL_MS = 300_000
 KNOWN_KEYS = {"addr", "token", "role-id", "secret-id", "approle-mount", "mount", "kv-version", "namespace",
-              "ca-cert", "timeout-ms", "cache-ttl-ms"}
+              "ca-cert", "timeout-ms", "cache-ttl-ms", "row-prefixes"}
+_SECRET_KEY = re.compile(r"(?i)pass|pwd|secret|token|key|jaas|credential|role.?id|oauthbearer\.config")
 
 
 class SecretError(RuntimeError):
@@ -52,6 +60,26 @@ class Secret(str):
 
     def __repr__(self) -> str:
         return "'***'"
+
+
+def is_secret_key(name: Any) -> bool:
+    """Whether a settings key names a secret (sasl.password, sasl.jaas.config, ssl.key.pem, token, secret-id, ...)."""
+    return bool(_SECRET_KEY.search(str(name)))
+
+
+class SecretMap(dict):
+    """A settings map (:kafka-config, :vault): an ordinary dict, except that repr() masks the values of secret keys
+    and the user-info of URLs."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        def shown(k, v):
+            if is_secret_key(k):
+                return "'***'"
+            return repr(redact_url(v)) if isinstance(v, str) else repr(v)
+
+        return "{" + ", ".join(f"{k!r}: {shown(k, v)}" for k, v in self.items()) + "}"
 
 
 def is_reference(value: str | None) -> bool:
@@ -70,6 +98,16 @@ class Reference:
     def where(self) -> str:
         return f"{self.mount}/{self.path}"
 
+    @property
+    def shown(self) -> str:
+        return _shown(self.text)
+
+
+def _shown(text: str) -> str:
+    """A reference for messages: its path, not its key (errors never name a secret's keys)."""
+    path, sep, _key = text.strip().rpartition("#")
+    return f"{path}#***" if sep else text.strip()
+
 
 def parse_reference(value: str, mount: str | None = None, kv_version: int = 2) -> Reference:
     """vault:<path>#<key> -> Reference. MOUNT and KV_VERSION are the :vault defaults."""
@@ -82,7 +120,7 @@ def parse_reference(value: str, mount: str | None = None, kv_version: int = 2) -
         raise SecretError(f"{text}: no key; write vault:<path>#<key>")
     segments = [s for s in path.strip().strip("/").split("/")]
     if not path.strip("/ ") or any(s in ("", ".", "..") for s in segments):
-        raise SecretError(f"{text}: the path must be <mount>/<secret path> without empty or '..' segments")
+        raise SecretError(f"{_shown(text)}: the path must be <mount>/<secret path> without empty or '..' segments")
     default_mount = mount.strip("/") if mount else None
     if default_mount and "/".join(segments).startswith(default_mount + "/"):
         m, rest = default_mount, segments[len(default_mount.split("/")):]
@@ -90,13 +128,13 @@ def parse_reference(value: str, mount: str | None = None, kv_version: int = 2) -
         m, rest = default_mount, segments
     else:
         if len(segments) < 2:
-            raise SecretError(f"{text}: give <mount>/<path> (or set :vault {{:mount ...}})")
+            raise SecretError(f"{_shown(text)}: give <mount>/<path> (or set :vault {{:mount ...}})")
         m, rest = segments[0], segments[1:]
     version = kv_version
     if kv_version == 2 and len(rest) > 1 and rest[0] == "data":
         rest = rest[1:]
     if not rest:
-        raise SecretError(f"{text}: no secret path after the mount {m!r}")
+        raise SecretError(f"{_shown(text)}: no secret path after the mount {m!r}")
     return Reference(m, "/".join(rest), key.strip(), version, text)
 
 
@@ -127,6 +165,7 @@ class VaultConfig:
     ca_cert: str | None = None
     timeout_s: float = DEFAULT_TIMEOUT_MS / 1000
     cache_ttl_s: float = DEFAULT_CACHE_TTL_MS / 1000
+    row_prefixes: tuple[str, ...] = ()  # <mount>/<path> prefixes that pseidon_logs references may resolve under
 
     @property
     def auth(self) -> str:
@@ -165,6 +204,11 @@ class VaultConfig:
         kv = num("kv-version", 2)
         if kv not in (1, 2):
             raise SecretError(":vault :kv-version must be 1 or 2")
+        mount = conf.get("mount") or None
+        prefixes = conf.get("row-prefixes") or []
+        if not isinstance(prefixes, (list, tuple)):
+            raise SecretError(":vault :row-prefixes must be a vector of Vault paths such as [\"secret/pseidon/hive\"]")
+        row_prefixes = tuple(_row_prefix(p, mount, kv) for p in prefixes)
         if conf.get("token") or conf.get("role-id"):
             token, role_id, secret_id = conf.get("token"), conf.get("role-id"), conf.get("secret-id")
         else:
@@ -175,12 +219,23 @@ class VaultConfig:
             addr=conf.get("addr") or env.get("VAULT_ADDR") or None,
             token=token or None, role_id=role_id or None, secret_id=secret_id or None,
             approle_mount=str(conf.get("approle-mount") or "approle").strip("/"),
-            mount=conf.get("mount") or None, kv_version=kv,
+            mount=mount, kv_version=kv,
             namespace=conf.get("namespace") or env.get("VAULT_NAMESPACE") or None,
             ca_cert=conf.get("ca-cert") or env.get("VAULT_CACERT") or None,
             timeout_s=num("timeout-ms", DEFAULT_TIMEOUT_MS) / 1000,
             cache_ttl_s=num("cache-ttl-ms", DEFAULT_CACHE_TTL_MS) / 1000,
+            row_prefixes=row_prefixes,
         )
+
+
+def _row_prefix(prefix: Any, mount: str | None, kv_version: int) -> str:
+    """A :row-prefixes entry as <mount>/<path>, read like a reference's path (`data/` and :mount alike)."""
+    if isinstance(prefix, str) and prefix.strip():
+        try:
+            return parse_reference(f"{VAULT_PREFIX}{prefix.strip()}#k", mount, kv_version).where
+        except SecretError:
+            pass
+    raise SecretError(f":vault :row-prefixes entry {prefix!r} is not a <mount>/<path> Vault path")
 
 
 # -- resolution ------------------------------------------------------------------------------------------------
@@ -203,13 +258,10 @@ class VaultResolver:
         ref = parse_reference(value, self.conf.mount, self.conf.kv_version)
         data = self._read(ref)
         if ref.key not in data:
-            names = ", ".join(sorted(map(str, data))[:20]) or "none"
-            raise SecretError(f"cannot resolve {ref.text}: the secret {ref.where} has no key {ref.key!r} "
-                              f"(its keys: {names})")
+            raise SecretError(f"cannot resolve {ref.shown}: the secret {ref.where} has no such key")
         v = data[ref.key]
         if isinstance(v, bool) or not isinstance(v, (str, int, float)):
-            raise SecretError(f"cannot resolve {ref.text}: the value of {ref.key!r} is a {type(v).__name__}, "
-                              f"not a string")
+            raise SecretError(f"cannot resolve {ref.shown}: its value is a {type(v).__name__}, not a string")
         return Secret(str(v))
 
     # --------------------------------------------------------------------------------------------------------
@@ -220,7 +272,7 @@ class VaultResolver:
         return text[:300]
 
     def _fail(self, ref: Reference, reason: str) -> SecretError:
-        return SecretError(f"cannot resolve {ref.text}: {self._scrub(reason)}")
+        return SecretError(f"cannot resolve {ref.shown}: {self._scrub(reason)}")
 
     def _client_for(self, ref: Reference):
         c = self.conf
@@ -313,6 +365,29 @@ class VaultResolver:
         return (resp or {}).get("data")
 
 
+def check_row_reference(value: str, conf: VaultConfig) -> Reference:
+    """The reference VALUE from a pseidon_logs row, if :vault :row-prefixes allows it; else SecretError. Vault is
+    not contacted."""
+    ref = parse_reference(value, conf.mount, conf.kv_version)
+    if not conf.row_prefixes:
+        raise SecretError(f"{ref.shown}: vault: references in pseidon_logs rows are refused unless :vault "
+                          f":row-prefixes lists the Vault paths rows may read, e.g. :vault {{:row-prefixes "
+                          f"[\"secret/pseidon/hive\"]}}")
+    if not any(ref.where == p or ref.where.startswith(p + "/") for p in conf.row_prefixes):
+        raise SecretError(f"{ref.shown}: {ref.where} is not under :vault :row-prefixes "
+                          f"({', '.join(conf.row_prefixes)})")
+    return ref
+
+
+def resolve_row_reference(value: str, vault_conf: dict[str, Any] | None, env: dict[str, str] | None = None) -> str:
+    """A pseidon_logs value (hive_password): plain values as they are, vault: references only under :row-prefixes."""
+    if not is_reference(value):
+        return value
+    resolver = VaultResolver(VaultConfig.from_conf(vault_conf, env))
+    check_row_reference(value, resolver.conf)
+    return resolver(value)
+
+
 def resolver_for(vault_conf: dict[str, Any] | None, env: dict[str, str] | None = None) -> Callable[[str], str]:
     """A function that resolves vault: references (through Vault) and returns any other value unchanged.
 
@@ -320,5 +395,5 @@ def resolver_for(vault_conf: dict[str, Any] | None, env: dict[str, str] | None =
     return VaultResolver(VaultConfig.from_conf(vault_conf, env))
 
 
-__all__ = ["VAULT_PREFIX", "SecretError", "Secret", "Reference", "is_reference", "parse_reference", "resolver_for",
-           "clear_cache"]
+__all__ = ["VAULT_PREFIX", "SecretError", "Secret", "SecretMap", "Reference", "is_reference", "is_secret_key",
+           "parse_reference", "resolver_for", "check_row_reference", "resolve_row_reference", "clear_cache"]

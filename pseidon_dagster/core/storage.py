@@ -17,8 +17,9 @@ import stat
 
 import pyarrow.fs as pafs
 
+from .paths import makedirs_private
+
 FILE_MODE = 0o640
-DIR_MODE = 0o750
 APPEND_CHUNK = 64 << 10  # bytes a file buffers before they are appended to its temporary file
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
@@ -100,9 +101,11 @@ class Storage:
             return path
         return f"{self.prefix}/{path.lstrip('/')}" if not self.prefix.endswith("://") else self.prefix + path
 
-    def makedirs(self, path: str) -> None:
+    def makedirs(self, path: str, root: str | None = None) -> None:
+        """Create PATH and its parents; on local disk 0o750 whatever the umask, and below ROOT without following a
+        symlink (paths.makedirs_private)."""
         if self.local:
-            os.makedirs(path, mode=DIR_MODE, exist_ok=True)
+            makedirs_private(path, root)
         else:
             self.fs.create_dir(path, recursive=True)
 

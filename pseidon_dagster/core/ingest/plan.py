@@ -26,7 +26,7 @@ import pyarrow as pa
 from ..config import Settings
 from ..kafka import KafkaSource
 from ..lease import Lease
-from ..logtable import LogSpec
+from ..logtable import LogSpec, confine
 from ..model import QUARANTINE_EXT, Plan
 from ..offsets import OffsetError, OffsetStore, now_ms, start_offset
 from ..partitioning import FIRST_HOUR, HOUR_MS, LAST_HOUR, FileName
@@ -108,14 +108,14 @@ def frozen_schema(params: dict) -> pa.Schema | None:
     return pa.ipc.read_schema(pa.py_buffer(base64.b64decode(raw))) if raw else None
 
 
-def frozen_spec(spec: LogSpec, plan: Plan) -> LogSpec:
-    """SPEC (the row as it is now) with the fields the plan froze."""
+def frozen_spec(spec: LogSpec, plan: Plan, settings: Settings) -> LogSpec:
+    """SPEC (the row as it is now) with the fields the plan froze, confined to the roots SETTINGS allow now."""
     p = plan.params
     changed = [f for f in FROZEN_ROW_FIELDS if f in p and getattr(spec, f) != p[f]]
     if changed:
         log.warning("log %s: %s changed since plan %s was made; the replay uses the planned values, the next plan "
                     "the new ones", plan.log, ", ".join(changed), plan.plan_id)
-    return dataclasses.replace(spec, **{f: p[f] for f in FROZEN_ROW_FIELDS if f in p})
+    return confine(dataclasses.replace(spec, **{f: p[f] for f in FROZEN_ROW_FIELDS if f in p}), settings)
 
 
 class Planner:

@@ -103,7 +103,7 @@ class Ingestor:
                 return result
             result.plan_id, result.replayed = plan.plan_id, replayed
             result.offsets, result.lost, result.notes = dict(plan.ranges), dict(plan.lost), dict(plan.notes)
-            result.spec = frozen_spec(self.spec, plan)
+            result.spec = frozen_spec(self.spec, plan, self.settings)
             result.layout = {f: plan.params[f] for f in FROZEN_ROW_FIELDS if f in plan.params}
             if plan.messages:
                 self._write(plan, result, lease)
@@ -121,7 +121,7 @@ class Ingestor:
         if self.register is not None and result.data_files and not result.committed:
             self._lease().check()
             if getattr(result, "spec", None) is None:
-                result.spec = frozen_spec(self.spec, self._plan_of(result))
+                result.spec = frozen_spec(self.spec, self._plan_of(result), self.settings)
             result.registered = list(self.register(result))
             self._lease().check()
             self.store.save_staged(result, self.lease)

@@ -65,7 +65,7 @@ class Sink:
     def directory(self, hour: int) -> str:
         d = partition_dir(self.root, self.log_partition, hour, self.hourly)
         if d not in self._made:
-            self.storage.makedirs(d)
+            self.storage.makedirs(d, self.root)
             self._made.add(d)
         return d
 

@@ -28,7 +28,7 @@ class PseidonResource(dg.ConfigurableResource):
         return config_mod.load(self.config_path or None)
 
     def log_table(self, settings: Settings | None = None) -> LogTable:
-        return LogTable.from_url((settings or self.settings()).etl_db_url)
+        return LogTable.for_settings(settings or self.settings())
 
     def store(self, settings: Settings | None = None) -> OffsetStore:
         s = settings or self.settings()
