@@ -1,3 +1,4 @@
+#!/usr/bin/env python3
 """What the helper scripts in vagrant/scripts share: the Vagrant cluster's addresses (as defaults, every one
 overridable by an environment variable or a flag), a guard that keeps CI on loopback, and the Kafka calls
 (confluent-kafka: admin, sealed produce, read by assign()).
