@@ -319,23 +319,23 @@ def vagrant_db():
     name = f"pseidon_vt_{uuid.uuid4().hex[:8]}"
     user, password = name, f"pw-{uuid.uuid4().hex[:12]}"
     admin = sa.create_engine(MYSQL_ADMIN_URL)
-    with admin.begin() as c:
-        c.execute(sa.text(f"CREATE DATABASE {name}"))
-        c.execute(sa.text(f"CREATE USER '{user}'@'127.0.0.1' IDENTIFIED BY '{password}'"))
-        c.execute(sa.text(f"GRANT SELECT, INSERT, UPDATE, DELETE ON {name}.* TO '{user}'@'127.0.0.1'"))
-    # the whole file in one go, as `mysql pseidon < db.sql` does on services1
-    url = sa.engine.make_url(MYSQL_ADMIN_URL)
-    conn = pymysql.connect(host=url.host, port=url.port or 3306, user=url.username, password=url.password or "",
-                           database=name, client_flag=pymysql.constants.CLIENT.MULTI_STATEMENTS, autocommit=True)
     try:
-        with conn.cursor() as cur:
-            cur.execute((VAGRANT / "config" / "db.sql").read_text())
-            while cur.nextset():
-                pass
-            cur.execute("DELETE FROM pseidon_logs")  # the sample row names a Vagrant box
-    finally:
-        conn.close()
-    try:
+        with admin.begin() as c:
+            c.execute(sa.text(f"CREATE DATABASE {name}"))
+            c.execute(sa.text(f"CREATE USER '{user}'@'127.0.0.1' IDENTIFIED BY '{password}'"))
+            c.execute(sa.text(f"GRANT SELECT, INSERT, UPDATE, DELETE ON {name}.* TO '{user}'@'127.0.0.1'"))
+        # the whole file in one go, as `mysql pseidon < db.sql` does on services1
+        url = sa.engine.make_url(MYSQL_ADMIN_URL)
+        conn = pymysql.connect(host=url.host, port=url.port or 3306, user=url.username, password=url.password or "",
+                               database=name, client_flag=pymysql.constants.CLIENT.MULTI_STATEMENTS, autocommit=True)
+        try:
+            with conn.cursor() as cur:
+                cur.execute((VAGRANT / "config" / "db.sql").read_text())
+                while cur.nextset():
+                    pass
+                cur.execute("DELETE FROM pseidon_logs")  # the sample row names a Vagrant box
+        finally:
+            conn.close()
         yield name, user, password
     finally:
         with admin.begin() as c:
