@@ -1,13 +1,37 @@
 #!/usr/bin/env bash
-# Kafka broker N (argument), registered in zookeeper1.
+# broker1..3 (192.168.4.40-42): a Kafka broker in KRaft mode, node.id NODE_ID, PLAINTEXT://NODE_IP:9092, registered
+# with the KRaft controller on zookeeper1 (bring zookeeper1 up first; `vagrant up` does). Topics default to 3
+# partitions and replication 2; topics are not created automatically (create_topic.sh / create_topic_remote.sh).
+# Environment from the Vagrantfile: NODE_IP, NODE_ID, CONTROLLER, KAFKA_* (see kafka-common.sh).
 set -euo pipefail
-ID="${1:-1}"
-apt-get update -q && apt-get install -y -q openjdk-17-jre-headless curl
-KAFKA=/opt/kafka
-if [ ! -d "$KAFKA" ]; then
-  echo "Place a Kafka 3.x tarball at /vagrant/vagrant/files/kafka.tgz (no download from here)"; exit 1
-fi
-sed -i "s/^broker.id=.*/broker.id=${ID}/; s#^zookeeper.connect=.*#zookeeper.connect=192.168.4.2:2181#" \
-  "$KAFKA/config/server.properties"
-echo "listeners=PLAINTEXT://192.168.4.$((39 + ID)):9092" >> "$KAFKA/config/server.properties"
-nohup "$KAFKA/bin/kafka-server-start.sh" "$KAFKA/config/server.properties" > /var/log/kafka.log 2>&1 &
+: "${NODE_IP:?set by the Vagrantfile}" "${NODE_ID:?}" "${CONTROLLER:?}"
+# shellcheck source-path=SCRIPTDIR source=kafka-common.sh
+source /vagrant/scripts/kafka-common.sh
+
+install_kafka
+cat > /etc/kafka/server.properties <<PROPS
+# Kafka broker ${NODE_ID} of the pseidon Vagrant cluster (written by /vagrant/scripts/broker.sh)
+process.roles=broker
+node.id=${NODE_ID}
+controller.quorum.voters=100@${CONTROLLER}
+controller.listener.names=CONTROLLER
+listeners=PLAINTEXT://${NODE_IP}:9092
+advertised.listeners=PLAINTEXT://${NODE_IP}:9092
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+log.dirs=/var/lib/kafka/data
+num.partitions=3
+default.replication.factor=2
+min.insync.replicas=1
+offsets.topic.replication.factor=2
+transaction.state.log.replication.factor=2
+transaction.state.log.min.isr=1
+auto.create.topics.enable=false
+group.initial.rebalance.delay.ms=0
+PROPS
+install -d -o kafka -g kafka /var/lib/kafka/data
+format_storage /var/lib/kafka/data
+kafka_unit 512m
+wait_port "$NODE_IP" 9092 180
+install_tools
+echo "broker${NODE_ID}: Kafka broker listening on ${NODE_IP}:9092 (systemctl status kafka)"
