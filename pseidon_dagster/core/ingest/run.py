@@ -21,6 +21,7 @@ import os
 import time
 from typing import Callable
 
+from .. import failpoints
 from ..config import Settings
 from ..formats import build_parser
 from ..kafka import KafkaSource, KafkaUnavailable
@@ -105,9 +106,11 @@ class Ingestor:
             result.offsets, result.lost, result.notes = dict(plan.ranges), dict(plan.lost), dict(plan.notes)
             result.spec = frozen_spec(self.spec, plan, self.settings)
             result.layout = {f: plan.params[f] for f in FROZEN_ROW_FIELDS if f in plan.params}
+            failpoints.pause("after-plan")
             if plan.messages:
                 self._write(plan, result, lease)
             self.store.save_staged(result, lease)
+            failpoints.pause("after-publish")
             return result
         except BaseException:
             self.release()
@@ -125,6 +128,7 @@ class Ingestor:
             result.registered = list(self.register(result))
             self._lease().check()
             self.store.save_staged(result, self.lease)
+            failpoints.pause("after-register")
         result.seconds += time.monotonic() - t0
         return result
 
@@ -140,6 +144,7 @@ class Ingestor:
         result.removed = self._remove_leftovers(result)
         if self.before_commit is not None:
             self.before_commit(result)
+        failpoints.pause("before-commit")
         result.committed = True
         result.committed_ms = int(time.time() * 1000)
         try:
