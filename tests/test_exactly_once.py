@@ -344,3 +344,25 @@ def test_offsets_reset_needs_a_target_and_a_real_partition(tmp_path, settings, l
     bad_p = subprocess.run([*CLI, "offsets", "reset", topic, "--to", "earliest", "--partition", "7", "--config",
                             str(conf)], capture_output=True, text=True)
     assert bad_p.returncode != 0 and "has no partition 7" in bad_p.stderr
+
+
+@pytest.mark.hive
+def test_escaped_line_breaks_read_back_from_hive(settings, log_table, kafka, store, group, hive_port, hive_db,
+                                                 hive_catalog):
+    from pseidon_dagster.core.catalog import create_table_for
+
+    topic = kafka.topic(1)
+    spec = add_log(log_table, group, topic, hive_url=f"//127.0.0.1:{hive_port}/{hive_db}", hive_table_name="t")
+    s = dataclasses.replace(settings, writer=dataclasses.replace(settings.writer, line_breaks="escape"))
+    ddl = create_table_for(s, spec, [("ts", "bigint"), ("msg", "string")])
+    assert "ESCAPED BY" in ddl and "serialization.escape.crlf" in ddl
+    values = ["two\nlines", "carriage\rreturn", "back\\slash", "plain"]
+    kafka.produce(topic, [(0, f"{BASE_TS + i}|{v}".encode()) for i, v in enumerate(values)])
+
+    from pseidon_dagster.core.catalog import registrar_for
+
+    result = ingest(s, spec, store, register=registrar_for(s, spec))
+
+    assert result.written == 4
+    rows = hive_catalog.execute(f"SELECT msg FROM `{hive_db}`.`t` ORDER BY ts", fetch=True)
+    assert [r[0] for r in rows] == values

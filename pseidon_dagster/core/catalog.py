@@ -389,7 +389,7 @@ class HiveCatalog:
 
     def create_table(self, db: str | None, table: str, columns: Sequence[tuple[str, str]],
                      partition_columns: Sequence[str], storage: str, location: str | None = None,
-                     external: bool = True) -> str:
+                     external: bool = True, properties: dict[str, str] | None = None) -> str:
         """CREATE [EXTERNAL] TABLE IF NOT EXISTS; STORAGE is a clause built by storage_clause(). Returns the DDL."""
         name = self._q(db, table)
         if not columns:
@@ -398,7 +398,10 @@ class HiveCatalog:
         parts = ", ".join(f"{ident(p, 'partition column')} string" for p in partition_columns)
         sql = (f"CREATE {'EXTERNAL ' if external else ''}TABLE IF NOT EXISTS {name} ({cols})"
                + (f" PARTITIONED BY ({parts})" if parts else "") + f" {storage}"
-               + (f" LOCATION {location_literal(location)}" if location else ""))
+               + (f" LOCATION {location_literal(location)}" if location else "")
+               # PROPERTIES are constants of this module (never row text)
+               + (" TBLPROPERTIES (" + ", ".join(f"'{k}' = '{v}'" for k, v in sorted(properties.items())) + ")"
+                  if properties else ""))
         self.execute(sql, what=f"CREATE TABLE {name}")
         return sql
 
@@ -607,8 +610,10 @@ def _sep_literal(sep: bytes) -> str:
     return "'\\%03o'" % ord(c)
 
 
-def storage_clause(spec: LogSpec, columns: Sequence[tuple[str, str]] | None) -> tuple[str, list[tuple[str, str]]]:
-    """(storage clause, columns) for a log's output_format."""
+def storage_clause(spec: LogSpec, columns: Sequence[tuple[str, str]] | None, escaped: bool = False
+                   ) -> tuple[str, list[tuple[str, str]]]:
+    """(storage clause, columns) for a log's output_format. ESCAPED: text lines escape `\\`, LF and CR
+    (:writer :line-breaks "escape"), which Hive reads back with ESCAPED BY '\\' and serialization.escape.crlf."""
     if spec.output_format == "parquet":
         if not columns:
             raise CatalogError(f"log {spec.log!r} writes parquet: give the table's columns")
@@ -621,12 +626,16 @@ def storage_clause(spec: LogSpec, columns: Sequence[tuple[str, str]] | None) -> 
     if d.type == "txt" and columns:
         from .formats.txt import separator
 
-        return (f"ROW FORMAT DELIMITED FIELDS TERMINATED BY {_sep_literal(separator(d.get('sep')))} "
-                f"STORED AS TEXTFILE"), list(columns)
+        return (f"ROW FORMAT DELIMITED FIELDS TERMINATED BY {_sep_literal(separator(d.get('sep')))}"
+                f"{_ESCAPED if escaped else ''} STORED AS TEXTFILE"), list(columns)
     # One `line` column holding the whole line: json and avro-txt lines, or txt without given columns. The field
     # terminator is the line terminator, which never occurs inside a line, so the line is never split.
-    return ("ROW FORMAT DELIMITED FIELDS TERMINATED BY '\\n' STORED AS TEXTFILE",
+    return (f"ROW FORMAT DELIMITED FIELDS TERMINATED BY '\\n'{_ESCAPED if escaped else ''} STORED AS TEXTFILE",
             list(columns) if columns else [("line", "string")])
+
+
+_ESCAPED = " ESCAPED BY '\\\\'"
+ESCAPED_PROPERTIES = {"serialization.escape.crlf": "true"}
 
 
 def create_table_for(settings: Settings, spec: LogSpec, columns: Sequence[tuple[str, str]] | Any = None) -> str:
@@ -643,7 +652,8 @@ def create_table_for(settings: Settings, spec: LogSpec, columns: Sequence[tuple[
     if columns is not None and hasattr(columns, "names") and hasattr(columns, "field"):
         columns = arrow_columns(columns)
     cat, db, table = catalog_for(settings, spec)
-    storage, cols = storage_clause(spec, columns)
+    escaped = settings.writer.line_breaks == "escape" and spec.output_format != "parquet"
+    storage, cols = storage_clause(spec, columns, escaped)
     if spec.output_format == "zstd":
         log.warning("log %s writes .zst text: Hive reads it only where Hadoop's native zstd codec is installed "
                     "(Spark's local Thrift Server from the pyspark wheel cannot)", spec.log)
@@ -651,7 +661,8 @@ def create_table_for(settings: Settings, spec: LogSpec, columns: Sequence[tuple[
     parts = [h.date_column] + ([h.hour_column] if spec.hourly else [])
     if db != DEFAULT_DATABASE:
         cat.create_database(db)
-    return cat.create_table(db, table, cols, parts, storage, table_location(settings, spec))
+    return cat.create_table(db, table, cols, parts, storage, table_location(settings, spec),
+                            properties=ESCAPED_PROPERTIES if escaped else None)
 
 
 def arrow_columns(schema) -> list[tuple[str, str]]:

@@ -1,8 +1,9 @@
 """Route decoded messages to their event hour (UTC), and send to quarantine what must not land:
 - an event time outside the plan's accepted window (:writer :allow-all-ts / :ts-window-back-ms / -ahead-ms);
 - for text outputs, a line that holds a line break (\\n or \\r) before its end, which would become several records
-  in the file. With `:writer {:line-breaks "escape"}` such lines are kept with `\\` escaped as `\\\\`, LF as `\\n`
-  and CR as `\\r` (a Hive table with ESCAPED BY '\\\\' and serialization.escape.crlf=true reads them back).
+  in the file. With `:writer {:line-breaks "escape"}` every line is written with `\\` escaped as `\\\\`, LF as `\\n`
+  and CR as `\\r` instead (a Hive table with ESCAPED BY '\\\\' and serialization.escape.crlf=true reads them back;
+  `hive create-table` declares both for such logs).
 """
 from __future__ import annotations
 
@@ -40,15 +41,17 @@ class Router:
     def _line_breaks(self, out: list, sizes: list[int], hours: list, bad: dict[int, str]) -> None:
         lines = [o for o, h in zip(out, hours) if h is not None]
         joined = b"".join(lines)
-        if joined.count(b"\n") == len(lines) and b"\r" not in joined:
-            return  # the common case: one line break per line, at its end
+        if joined.count(b"\n") == len(lines) and b"\r" not in joined and not (self.escape and b"\\" in joined):
+            return  # the common case: one line break per line, at its end (and nothing to escape)
         for i, (o, h) in enumerate(zip(out, hours)):
-            if h is None or (o.count(b"\n") == 1 and b"\r" not in o):
+            if h is None:
                 continue
+            clean = o.count(b"\n") == 1 and b"\r" not in o
             if self.escape:
-                out[i] = escape_line(o)
-                sizes[i] = len(out[i])
-            else:
+                if not clean or b"\\" in o:  # escaping is all or nothing: a reader unescapes every backslash
+                    out[i] = escape_line(o)
+                    sizes[i] = len(out[i])
+            elif not clean:
                 bad[i] = ("line break: the output line holds a line break (\\n or \\r) that would split it into "
                           "several records (see :writer :line-breaks)")
                 hours[i] = None
