@@ -41,6 +41,44 @@ def cmd_ingest(args) -> int:
     return 0
 
 
+def _utc_hour(text: str) -> int:
+    """YYYY-MM-DDTHH[:MM] (UTC) -> an hour number; minutes must be 0."""
+    import datetime as dt
+
+    try:
+        t = dt.datetime.fromisoformat(text.strip().replace(" ", "T"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a UTC time like 2026-11-20T10:00") from None
+    if t.tzinfo is not None:
+        t = t.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    if t.minute or t.second or t.microsecond:
+        raise argparse.ArgumentTypeError(f"{text!r} is not on the hour: backfills rebuild whole hours")
+    return int(t.replace(tzinfo=dt.timezone.utc).timestamp()) // 3600
+
+
+def cmd_backfill(args) -> int:
+    from .core.rebuild import Rebuilder
+    from .progress import Progress
+
+    if args.to <= args.from_:
+        raise SystemExit("pseidon-dagster backfill: --to must be after --from (it is exclusive)")
+    settings = _settings(args)
+    spec = _table(settings).get(args.log, settings.etl_group)
+    progress = Progress(f"backfill {args.log}")
+    try:
+        result = Rebuilder(settings, spec, _store(settings), progress=progress).run(
+            range(args.from_, args.to), dry_run=args.dry_run, allow_shrink=args.allow_shrink)
+    finally:
+        progress.close()
+    for h in result.hours:
+        d = h.to_dict()
+        print(f"{d['hour']}  now {d['records_now']:>9} records in {d['files_now']:>3} files  rebuilt "
+              f"{d['records_new']:>9} in {d['files_new']:>3}  quarantined {d['quarantined_new']:>5}  {d['action']}"
+              + (f"  ({d['note']})" if d["note"] else ""), file=sys.stderr)
+    print(result.to_json())
+    return 2 if any(h.action == "refused" for h in result.hours) else 0
+
+
 def cmd_services(args) -> int:
     from .core import services
 
@@ -112,9 +150,23 @@ def cmd_offsets(args) -> int:
                           wait_s=settings.lease_wait_s)
     try:
         dropped = discard_plan(store, args.log)
+        current = store.get(args.log, parts)
+        floor = {**store.load_reset_floor(args.log)}
+        for p in parts:
+            if current[p] is not None and new[p] < current[p]:
+                floor[p] = max(floor.get(p, 0), current[p])
+            elif p in floor and new[p] >= floor[p]:
+                del floor[p]
+        store.save_reset_floor(args.log, floor)
         store.set(args.log, new)
     finally:
         lease.release()
+    if floor:
+        print(f"offsets of {args.log} moved back: the lake may already hold files up to "
+              f"{', '.join(f'[{p}] {o}' for p, o in sorted(floor.items()))}; the next ingest refuses to publish over "
+              f"them. To rebuild hours instead, put the offsets back (--to latest) and run: pseidon-dagster backfill "
+              f"{args.log} --from ... --to ...",
+              file=sys.stderr)
     print(json.dumps({"log": args.log, "offsets": {str(p): o for p, o in new.items()}, **dropped}))
     return 0
 
@@ -158,6 +210,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("log")
     p.add_argument("--no-hive", action="store_true", help="skip Hive partition registration")
     p.set_defaults(fn=cmd_ingest)
+
+    p = with_config(sub.add_parser(
+        "backfill", help="rebuild a log's hours from Kafka (its committed offsets), swapped in atomically",
+        description="Rebuild hours [--from, --to) of LOG: exactly the log's committed messages whose event time falls "
+                    "in each hour, from Kafka, swapped in atomically for Hive and directory readers. Offsets in Redis "
+                    "do not move. Exit 2 when an hour was refused because it would shrink."))
+    p.add_argument("log", help="the log (pseidon_logs.log, the Kafka topic)")
+    p.add_argument("--from", dest="from_", type=_utc_hour, required=True, help="first hour, UTC: 2026-11-20T10:00")
+    p.add_argument("--to", type=_utc_hour, required=True, help="end hour, UTC, exclusive: 2026-11-20T14:00")
+    p.add_argument("--dry-run", action="store_true", help="report per hour what a rebuild would write; change nothing")
+    p.add_argument("--allow-shrink", action="store_true",
+                   help="replace hours even when the rebuild holds fewer records than they do now")
+    p.set_defaults(fn=cmd_backfill)
 
     p = sub.add_parser("services", help="start/stop tansu, Redis (and Hive) on loopback for the demo and tests")
     p.add_argument("action", choices=["up", "down", "status"])

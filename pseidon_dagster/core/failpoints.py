@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import time
 
-POINTS = ("after-plan", "after-publish", "after-register", "before-commit")
+POINTS = ("after-plan", "after-publish", "after-register", "before-commit", "swap-hive-new", "swap-exchanged")
 
 
 def _parse(text: str) -> dict[str, float]:

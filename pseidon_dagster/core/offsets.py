@@ -10,6 +10,8 @@ Per-log state shares the hash tag {<log>}, so on a Redis Cluster every key a Lua
     /G/{<log>}/manifest            every temporary and final path any attempt of the plan created (a set)
     /G/{<log>}/staged              what the current attempt staged (files, counts), read by the register/commit steps
     /G/{<log>}/unreported          committed results Dagster has not reported yet (a list, newest last, capped)
+    /G/{<log>}/rebuild             a backfill's hour swaps in progress (rebuild.py), finished by the next run
+    /G/{<log>}/reset-floor         offsets as they stood before a reset moved them back (cleared when passed)
 
 Every write that matters is fenced: a Lua script checks that the caller still holds the lease (its exact value) in
 the same atomic step. Offsets only move forward on commit.
@@ -172,6 +174,12 @@ class OffsetStore:
     def unreported_key(self, topic: str) -> str:
         return self._state(topic, "unreported")
 
+    def rebuild_key(self, topic: str) -> str:
+        return self._state(topic, "rebuild")
+
+    def reset_floor_key(self, topic: str) -> str:
+        return self._state(topic, "reset-floor")
+
     lock_key = lease_key  # the name earlier versions used
 
     def legacy_plan_key(self, topic: str) -> str:
@@ -295,6 +303,30 @@ class OffsetStore:
                               f"{plan.plan_id}; nothing committed (another run took over?)")
         raise OffsetError(f"{plan.log}: the stored offset {answer.split(':', 1)[1]} is past plan {plan.plan_id}'s "
                           f"end; nothing committed (offsets moved while the run held the lease?)")
+
+    # offsets moved back by a reset: where they stood before (ingest must not publish over the lake's files) ----
+    def load_reset_floor(self, topic: str) -> dict[int, int]:
+        raw = self.r.get(self.reset_floor_key(topic))
+        return {int(p): int(o) for p, o in json.loads(raw).items()} if raw else {}
+
+    def save_reset_floor(self, topic: str, floor: dict[int, int]) -> None:
+        if floor:
+            self.r.set(self.reset_floor_key(topic), json.dumps({str(p): o for p, o in floor.items()}))
+        else:
+            self.r.delete(self.reset_floor_key(topic))
+
+    # a rebuild's hour swaps in progress (rebuild.py) --------------------------------------------------------------
+    def load_rebuild(self, topic: str) -> dict | None:
+        raw = self.r.get(self.rebuild_key(topic))
+        return json.loads(raw) if raw else None
+
+    def save_rebuild(self, topic: str, state: dict, lease: "Lease") -> None:
+        self._fenced(self._set_if_holder, lease, [self.rebuild_key(topic)], [json.dumps(state, sort_keys=True)],
+                     "record the rebuild's progress")
+
+    def clear_rebuild(self, topic: str, lease: "Lease") -> None:
+        lease.check()
+        self.r.delete(self.rebuild_key(topic))
 
     # results not yet reported to Dagster ------------------------------------------------------------------------
     def unreported(self, topic: str) -> list[IngestResult]:

@@ -12,6 +12,14 @@ from typing import Callable
 from ..formats import MessageError, RegistryUnavailable
 
 
+class Unfit(MessageError):
+    """A parsed message whose row does not fit the Parquet schema; it knows its event time."""
+
+    def __init__(self, reason: str, ts: int):
+        super().__init__(reason)
+        self.ts = ts
+
+
 class Decoder:
     def __init__(self, parse: Callable[[bytes], tuple[int, object]], rows: bool):
         self.parse = parse  # value -> (event ms, line or row); raises MessageError
@@ -27,13 +35,17 @@ class Decoder:
 
         def parse(value: bytes):
             ts, r = row(value)
-            return ts, convert(r)
+            try:
+                return ts, convert(r)
+            except MessageError as e:
+                raise Unfit(str(e), ts) from None
 
         return cls(parse, rows=True)
 
     def decode(self, values: list) -> tuple[list, list, list[int], dict[int, str]]:
         """(event ms or None, line/row or None, record bytes, {index: reason}) per value. None without a reason is
-        a filtered (null) value."""
+        a filtered (null) value. A bad value keeps its event time when it was read before the failure (a Parquet
+        value that does not fit its column), so a rebuild can tell which hour it belongs to."""
         parse, rows = self.parse, self.rows
         ts: list = []
         out: list = []
@@ -49,7 +61,7 @@ class Decoder:
                 t, o = parse(v)
             except MessageError as e:
                 bad[i] = str(e)
-                t = o = None
+                t, o = getattr(e, "ts", None), None
             except RegistryUnavailable:
                 raise
             except Exception as e:  # noqa: BLE001 - a parser bug must not take the batch down

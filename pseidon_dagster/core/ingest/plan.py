@@ -49,7 +49,10 @@ def lake_ends(data_root: str, quarantine_root: str, spec: LogSpec) -> dict[int, 
     ends: dict[int, int] = {}
     for root in (data_root, quarantine_root):
         storage, base = Storage.for_path(root)
-        for path in storage.list_files(f"{base.rstrip('/')}/{spec.log_partition}"):
+        top = f"{base.rstrip('/')}/{spec.log_partition}"
+        for path in storage.list_files(top):
+            if "/." in path[len(top):]:
+                continue  # a backfill's fresh directory
             name = FileName.parse(path.rsplit("/", 1)[-1])
             if name is not None and name.log == spec.log:
                 ends[name.partition] = max(ends.get(name.partition, 0), name.end)
@@ -160,6 +163,32 @@ class Planner:
                 f"Files of its failed attempt may be in the lake; check them, then run "
                 f"`pseidon-dagster offsets reset {plan.log} --to earliest` (which also drops the plan)")
 
+    def _check_reset_floor(self, starts: dict[int, int]) -> None:
+        """After `offsets reset` moved offsets back: refuse to publish ranges that files in the lake already hold
+        (re-ingesting them would write every record twice); rebuilding hours is what a backfill is for."""
+        floor = self.store.load_reset_floor(self.spec.topic)
+        behind = {p: (starts[p], f) for p, f in floor.items() if p in starts and starts[p] < f}
+        if not behind:
+            return
+        names = []
+        for root in (resolved_root(self.settings, self.spec.base_partition),):
+            storage, base = Storage.for_path(root)
+            top = f"{base.rstrip('/')}/{self.spec.log_partition}"
+            for path in storage.list_files(top):
+                name = FileName.parse(path.rsplit("/", 1)[-1])
+                if (name is not None and name.log == self.spec.log and name.partition in behind
+                        and name.start < behind[name.partition][1] and name.end > behind[name.partition][0]
+                        and "/." not in path[len(top):]):
+                    names.append(path)
+        if names:
+            ranges = ", ".join(f"[{p}] {s}..{f - 1}" for p, (s, f) in sorted(behind.items()))
+            raise OffsetError(
+                f"{self.spec.topic}: offsets were reset back ({ranges}) over {len(names)} file(s) already in the lake "
+                f"(e.g. {', '.join(sorted(names)[:3])}); ingesting them again would write their records twice, so "
+                f"nothing is published. Put the offsets back where they were (`pseidon-dagster offsets reset "
+                f"{self.spec.topic} --to latest`, or the offsets they held), then rebuild the hours you meant to "
+                f"re-ingest with `pseidon-dagster backfill {self.spec.topic} --from ... --to ...`")
+
     def _new_plan(self, topic: str) -> tuple[Plan | None, bool]:
         settings, spec = self.settings, self.spec
         parts = self.kafka.partitions(topic)
@@ -170,6 +199,7 @@ class Planner:
             lake = lake_ends(resolved_root(settings, spec.base_partition), resolved_root(settings, spec.quarantine),
                              spec)
         starts, notes = start_offsets(current, marks, settings.kafka_use_earliest, lake)
+        self._check_reset_floor(starts)
         for p, note in notes.items():
             log.warning("%s[%d]: %s", topic, p, note)
         ranges, lost = {}, {}

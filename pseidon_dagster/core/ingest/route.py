@@ -30,8 +30,10 @@ class Router:
         with the escape policy, rewrites OUT/SIZES of lines that held line breaks."""
         lo, hi = self.lo_ms, self.hi_ms
         hours = [None if t is None else t // HOUR_MS for t in ts]
+        for i in bad:
+            hours[i] = None
         for i, t in enumerate(ts):
-            if t is not None and (t < lo or t > hi):
+            if hours[i] is not None and (t < lo or t > hi):
                 bad[i] = f"timestamp {t} outside the accepted window [{lo}, {hi}] (see :writer :allow-all-ts)"
                 hours[i] = None
         if self.text:

@@ -95,6 +95,10 @@ class Ingestor:
         result = IngestResult(self.spec.topic)
         lease = self._lease()
         try:
+            if self.store.load_rebuild(self.spec.topic):  # a killed backfill left an hour half swapped: finish it
+                from ..hourswap import finish_pending
+
+                finish_pending(self.settings, self.spec, self.store, lease, self._catalog)
             planner = Planner(self.settings, self.spec, self.store, self.kafka, lease, self._schema)
             plan, replayed = planner.plan()
             if plan is None:
@@ -153,6 +157,9 @@ class Ingestor:
             result.committed = False
             raise
         self.release()
+        floor = self.store.load_reset_floor(plan.log)
+        if floor and all(plan.ranges.get(p, (0, o))[1] >= o for p, o in floor.items()):
+            self.store.save_reset_floor(plan.log, {})  # the log is past where a reset moved it back from
         try:
             marks = self.kafka.watermarks(plan.log, list(plan.ranges))
             result.lag_after = sum(max(0, marks[p][1] - e) for p, (_, e) in plan.ranges.items())
@@ -194,6 +201,13 @@ class Ingestor:
                 if path.startswith(base.rstrip("/")):
                     return storage.uri(path)
         return path
+
+    def _catalog(self):
+        if not self.spec.hive_url:
+            return None
+        from ..catalog import catalog_for
+
+        return catalog_for(self.settings, self.spec)
 
     # the stages ----------------------------------------------------------------------------------------------------
     def _schema(self):

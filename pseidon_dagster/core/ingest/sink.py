@@ -44,7 +44,8 @@ class HourFile:
 class Sink:
     def __init__(self, kind: str, root: str, log: str, log_partition: str, hourly: bool, ext: str,
                  open_writer: Callable, token: int, record_paths: Callable[..., None], *, rows: bool = False,
-                 flush_bytes: int | None = None, max_buffered: int | None = None):
+                 flush_bytes: int | None = None, max_buffered: int | None = None,
+                 directory_of: Callable[[int], str] | None = None):
         self.kind = kind
         self.storage, self.root = Storage.for_path(root)
         self.log = log
@@ -61,13 +62,17 @@ class Sink:
         self.dirs: set[str] = set()
         self._open: dict[int, HourFile] = {}  # id -> file, for flush_all and abort
         self._made: set[str] = set()
+        self.directory_of = directory_of  # hour -> directory, instead of the hour's own (a rebuild's fresh one)
 
     def directory(self, hour: int) -> str:
-        d = partition_dir(self.root, self.log_partition, hour, self.hourly)
+        d = (self.directory_of or self._layout)(hour)
         if d not in self._made:
             self.storage.makedirs(d, self.root)
             self._made.add(d)
         return d
+
+    def _layout(self, hour: int) -> str:
+        return partition_dir(self.root, self.log_partition, hour, self.hourly)
 
     def open(self, partition: int, hour: int, seg_start: int) -> HourFile:
         f = HourFile(partition, hour, seg_start)

@@ -16,6 +16,7 @@ from typing import Iterable
 import dagster as dg
 
 from ...core.ingest import FileInfo, IngestResult
+from ...core.hourswap import REBUILD_QUARANTINE_EXT
 from ...core.partitioning import FileName, partition_dir
 from ...core.storage import Storage
 from ...core.writers import count_records
@@ -126,7 +127,9 @@ def run_record_counts(result: IngestResult) -> Outcome:
 # --- re-verification from disk ---------------------------------------------------------------------------------
 
 def landed_files(settings, spec, kind: str = "data", hour: int | None = None) -> list[tuple[Storage, str, FileName]]:
-    """The published files of one log (hidden temporary files excluded), optionally of one event hour."""
+    """The published files of one log, optionally of one event hour. Hidden files and directories (temporary files,
+    a backfill's fresh directories) and a backfill's own quarantine files (outside the log's offset tiling) are not
+    counted."""
     root = settings.resolve_path(spec.base_partition if kind == "data" else spec.quarantine)
     storage, base = Storage.for_path(root)
     if hour is not None and kind == "data":
@@ -135,8 +138,12 @@ def landed_files(settings, spec, kind: str = "data", hour: int | None = None) ->
         base = f"{base.rstrip('/')}/{spec.log_partition}"
     out = []
     for path in storage.list_files(base):
+        if "/." in path[len(base):]:
+            continue
         name = FileName.parse(path.rsplit("/", 1)[-1])
         if name is None or name.log != spec.log or (hour is not None and name.hour != hour):
+            continue
+        if name.ext == REBUILD_QUARANTINE_EXT:
             continue
         out.append((storage, path, name))
     return out
