@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+import dagster as dg
 import pytest
 
 from pseidon_dagster.core.ingest import ingest
@@ -279,3 +280,76 @@ def test_hive_counts_follow_the_swap_and_a_sigkill_during_it_leaves_a_readable_h
 
 def _exchanged(state) -> bool:
     return any(os.path.isdir(h["fresh"] + ".old") for h in state["hours"].values())
+
+
+# --- through Dagster -----------------------------------------------------------------------------------------------
+
+def backfill_run(instance, pseidon, log: str, first: str, last: str, **config):
+    """What the backfill daemon launches for a backfill of lake_files over log x [first, last] with the single-run
+    backfill policy: one run of the asset job carrying the partition range tags."""
+    from pseidon_dagster.defs.ingest.assets import rebuild_hours
+    from pseidon_dagster.defs.ingest.constants import RESOURCE_KEY
+
+    return dg.materialize(
+        [rebuild_hours], instance=instance, resources={RESOURCE_KEY: pseidon}, raise_on_error=False,
+        tags={"dagster/asset_partition_range_start": f"{first}|{log}",
+              "dagster/asset_partition_range_end": f"{last}|{log}"},
+        run_config={"ops": {"rebuild_hours": {"config": config}}} if config else None)
+
+
+def test_a_dagster_backfill_of_a_log_and_hour_range_rebuilds_exactly_those_hours(
+        pseidon, instance, settings, log_table, kafka, store, group):
+    from pseidon_dagster.defs.ingest.constants import LAKE_FILES, OFFSET_CONTINUITY, RECORD_COUNTS
+
+    topic, other = kafka.topic(2), kafka.topic(1)
+    spec = add_log(log_table, group, topic)
+    add_log(log_table, group, other)
+    produced = hourly(600, 6, 2)
+    kafka.produce(topic, produced)
+    kafka.produce(other, hourly(60, 6, 1))
+    ingest(settings, spec, store)
+    ingest(settings, log_table.get(other, group), store)
+    instance.add_dynamic_partitions("logs", [topic, other])
+    root = Path(settings.data_dir) / "lake"
+    before = snapshot(root)
+    offsets = store.all_offsets(topic), store.all_offsets(other)
+
+    result = backfill_run(instance, pseidon, topic, "2026-11-20-08:00", "2026-11-20-10:00")
+
+    assert result.success
+    keys = {f"2026-11-20-{h:02d}:00|{topic}" for h in (8, 9, 10)}
+    mats = {str(e.event_specific_data.materialization.partition): e.event_specific_data.materialization
+            for e in result.all_events if e.event_type_value == "ASSET_MATERIALIZATION"}
+    assert set(mats) == keys
+    for key, mat in mats.items():
+        h = _hour(key)
+        want = sorted(v for _, v in produced if hour_of(v) == h)
+        assert sorted(lines_of_hour(root, topic, h)) == want
+        assert mat.metadata["records"].value == len(want) and mat.metadata["action"].value == "replaced"
+    assert keys <= instance.get_materialized_partitions(LAKE_FILES)
+    checks = {}
+    for name in (OFFSET_CONTINUITY, RECORD_COUNTS):
+        key = dg.AssetCheckKey(LAKE_FILES, name)
+        for rec in instance.event_log_storage.get_asset_check_execution_history(key, limit=100):
+            checks[(name, rec.partition)] = rec.status.value
+    assert {checks[(n, k)] for n in (OFFSET_CONTINUITY, RECORD_COUNTS) for k in keys} == {"SUCCEEDED"}
+    after = snapshot(root)
+    assert {k: v for k, v in after.items() if other in k} == {k: v for k, v in before.items() if other in k}
+    assert (store.all_offsets(topic), store.all_offsets(other)) == offsets
+    # the same backfill again changes no byte
+    assert backfill_run(instance, pseidon, topic, "2026-11-20-08:00", "2026-11-20-10:00").success
+    assert snapshot(root) == after
+
+    dry = backfill_run(instance, pseidon, topic, "2026-11-20-07:00", "2026-11-20-07:00", dry_run=True)
+    assert dry.success
+    observed = [e.event_specific_data.asset_observation for e in dry.all_events
+                if e.event_type_value == "ASSET_OBSERVATION"]
+    assert len(observed) == 1 and observed[0].metadata["records_before"].value == 100
+    assert observed[0].metadata["records"].value == 100 and snapshot(root) == after
+
+
+def _hour(key: str) -> int:
+    import datetime as _dt
+
+    t = _dt.datetime.strptime(key.split("|")[0], "%Y-%m-%d-%H:%M").replace(tzinfo=_dt.timezone.utc)
+    return int(t.timestamp()) // 3600

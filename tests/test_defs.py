@@ -47,11 +47,13 @@ def test_snapshot_of_the_graph():
         "kafka_topic": {"deps": [], "partitions": "DynamicPartitionsDefinition", "dims": None,
                         "executable": False, "kinds": ["kafka"]},
         "lake_files": {"deps": ["kafka_topic"], "partitions": "MultiPartitionsDefinition", "dims": ["hour", "log"],
-                       "executable": False, "kinds": ["file"]},
+                       "executable": True, "kinds": ["file"]},
         "hive_table": {"deps": ["lake_files"], "partitions": "MultiPartitionsDefinition", "dims": ["hour", "log"],
-                       "executable": False, "kinds": ["hive"]},
+                       "executable": True, "kinds": ["hive"]},
     }
     assert graph.get(LAKE_FILES).partitions_def == graph.get(HIVE_TABLE).partitions_def
+    # backfills of lake_files run once per log with all the selected hours (BackfillPolicy.single_run)
+    assert graph.get(LAKE_FILES).backfill_policy == dg.BackfillPolicy.single_run()
     logs_dim = graph.get(LAKE_FILES).partitions_def.get_partitions_def_for_dimension("log")
     assert logs_dim == graph.get(KAFKA_TOPIC).partitions_def
     assert sorted((c.asset_key.to_user_string(), c.name) for c in graph.asset_check_keys) == [

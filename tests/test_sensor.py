@@ -150,6 +150,22 @@ def test_a_stored_plan_warrants_a_run(tmp_path, settings, instance, log_table, k
     assert f"replay stored plan {plan.plan_id}" in requested(result)[topic].tags[REASON_TAG]
 
 
+def test_a_log_whose_lease_is_held_by_a_backfill_is_left_alone(pseidon, instance, log_table, kafka, store, group):
+    from pseidon_dagster.core.lease import Lease
+
+    topic = kafka.topic(1)
+    add_log(log_table, group, topic)
+    kafka.produce(topic, make_messages(3, partitions=1))
+    lease = Lease.acquire(store, topic, owner="dagster:backfill-run", ttl_s=5)
+    try:
+        result = tick(instance, pseidon)
+    finally:
+        lease.release()
+    assert result.run_requests == []
+    assert f"{topic}: its lease is held by dagster:backfill-run" in result.skip_reason.skip_message
+    assert set(requested(tick(instance, pseidon))) == {topic}
+
+
 def test_logs_with_a_run_in_progress_are_left_alone(pseidon, instance, log_table, kafka, group):
     topic = kafka.topic(3)
     add_log(log_table, group, topic)

@@ -58,6 +58,7 @@ from .writers import EXTENSIONS, ParquetFile, count_records, open_text
 log = logging.getLogger(__name__)
 
 DEFAULT_LATENESS_MS = 3_600_000
+BACKFILL_WAIT_S = 600.0
 
 REPLACED, CREATED, UNCHANGED, REFUSED, DRY_RUN = "replaced", "created", "unchanged", "refused", "dry-run"
 
@@ -162,8 +163,9 @@ class Rebuilder:
         if not hours:
             raise RebuildError("no hours to rebuild")
         if not dry_run:
+            # a backfill is not in a hurry: it waits for a tail run in flight to finish (up to 10 minutes)
             self.lease = Lease.acquire(self.store, self.spec.log, self.owner, ttl_s=self.settings.lease_ttl_s,
-                                       wait_s=self.settings.lease_wait_s, notify=self.notify)
+                                       wait_s=max(self.settings.lease_wait_s, BACKFILL_WAIT_S), notify=self.notify)
         try:
             if self.lease is not None:
                 finish_pending(self.settings, self.spec, self.store, self.lease, self._catalog)
@@ -414,7 +416,9 @@ class Rebuilder:
             self._keep_others(h, st["dir"], st["fresh"])
             st["step"] = "written"
             self.store.save_rebuild(self.spec.log, state, self.lease)
+            final_dir = st["dir"]
             r.registered = swap_hour(self.settings, self.spec, self.store, self.lease, state, h, self._catalog)
+            r.files = [dataclasses.replace(f, path=os.path.join(final_dir, os.path.basename(f.path))) for f in r.files]
             r.action = REPLACED if existed else CREATED
             self.progress("swap", hours.index(h) + 1, len(hours))
         remove_work_dirs(state)

@@ -1,18 +1,24 @@
 """The lineage, per log: Kafka topic (source) -> lake_files (hour files) -> hive_table.
 
-None of the three has a compute function here. `ingest_job` (jobs.py) reads the topic and reports, per (log, event
-hour) it wrote, a materialization of `lake_files` (and of `hive_table` when it registered Hive partitions); it
-reports an observation of `kafka_topic` per run. A tail run touches whatever hours its messages carry, which no
-single asset partition could describe; reporting the hours it wrote keeps the partitions true to the files.
+`ingest_job` (jobs.py), the tail, reads the topic and reports, per (log, event hour) it wrote, a materialization of
+`lake_files` (and of `hive_table` when it registered Hive partitions); it reports an observation of `kafka_topic` per
+run. A tail run touches whatever hours its messages carry, which no single asset partition could describe; reporting
+the hours it wrote keeps the partitions true to the files.
+
+`lake_files` and `hive_table` also have a compute function, `rebuild_hours` (backfill.py): materializing (log, hour)
+partitions from the UI, or launching a backfill of a log x hour range, rebuilds exactly those hours from Kafka. With
+BackfillPolicy.single_run() a backfill runs once per log with all its hours (context.partition_keys).
 """
-from __future__ import annotations
 
 import warnings
 
 import dagster as dg
+from pydantic import Field
 
+from .backfill import rebuild_partitions
 from .constants import GROUP, HIVE_TABLE, KAFKA_TOPIC, LAKE_FILES, LOG_DIM
 from .partitions import log_hours, logs
+from .resources import PseidonResource
 
 kafka_topic = dg.AssetSpec(
     KAFKA_TOPIC,
@@ -29,34 +35,47 @@ kafka_topic = dg.AssetSpec(
 # MultiToSingleDimensionPartitionMapping is marked beta in 1.13: expected, silenced for this module's use only.
 warnings.filterwarnings("ignore", message=".*MultiToSingleDimensionPartitionMapping", category=dg.BetaWarning)
 
-lake_files = dg.AssetSpec(
-    LAKE_FILES,
-    description=(
-        "Hour files of each log: <base_partition>/<log_partition>/date=YYYYMMDD/hour=YYYYMMDDHH/"
-        "<log>-YYYY-MM-DD-HH.p<partition>.o<start>-<end>.<ext>. Partitioned by log x event hour (UTC): a "
-        "materialized partition is an hour that holds data. Materialized by ingest_job, one event per hour a run "
-        "wrote, with the run's counts, offsets, throughput and lag."
-    ),
-    group_name=GROUP,
-    kinds={"file"},
-    partitions_def=log_hours,
-    deps=[
-        dg.AssetDep(
-            KAFKA_TOPIC,
-            partition_mapping=dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name=LOG_DIM),
-        )
-    ],
-)
+class RebuildConfig(dg.Config):
+    dry_run: bool = Field(
+        default=False,
+        description="Report per hour what the rebuild would write (records and files now, records it would write, "
+                    "what it would quarantine) as observations, and change nothing.")
+    allow_shrink: bool = Field(
+        default=False,
+        description="Replace an hour even when the rebuild holds fewer records than its files do now (data expired "
+                    "from Kafka, or now quarantined). Without it such an hour is kept and the run names it.")
 
-hive_table = dg.AssetSpec(
-    HIVE_TABLE,
-    description=(
-        "The Hive table of each log (pseidon_logs.hive_table_name), one Hive partition per event hour "
-        "(:hive :date-column/:hour-column). Reported by ingest_job when the log has a hive_url and its Hive "
-        "partitions were registered (ADD IF NOT EXISTS PARTITION ... LOCATION) before the offsets were committed."
-    ),
-    group_name=GROUP,
-    kinds={"hive"},
+
+@dg.multi_asset(
+    name="rebuild_hours",
+    specs=[
+        dg.AssetSpec(
+            LAKE_FILES,
+            description=(
+                "Hour files of each log: <base_partition>/<log_partition>/date=YYYYMMDD/hour=YYYYMMDDHH/"
+                "<log>-YYYY-MM-DD-HH.p<partition>.o<start>-<end>.<ext>. Partitioned by log x event hour (UTC). "
+                "The tail (ingest_job) reports a materialization per hour it wrote. Materializing partitions here "
+                "-- from the UI or a backfill of log x hour range -- REBUILDS those hours from Kafka: exactly the "
+                "log's committed messages of each hour, swapped in atomically; offsets do not move."),
+            group_name=GROUP, kinds={"file"}, partitions_def=log_hours, skippable=True,
+            deps=[dg.AssetDep(KAFKA_TOPIC, partition_mapping=dg.MultiToSingleDimensionPartitionMapping(
+                partition_dimension_name=LOG_DIM))],
+        ),
+        dg.AssetSpec(
+            HIVE_TABLE,
+            description=(
+                "The Hive table of each log (pseidon_logs.hive_table_name), one Hive partition per event hour "
+                "(:hive :date-column/:hour-column), registered (ADD IF NOT EXISTS PARTITION ... LOCATION) before "
+                "the offsets are committed, and switched atomically (SET LOCATION) when an hour is rebuilt."),
+            group_name=GROUP, kinds={"hive"}, partitions_def=log_hours, skippable=True, deps=[LAKE_FILES],
+        ),
+    ],
     partitions_def=log_hours,
-    deps=[LAKE_FILES],
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    description="Rebuild the selected (log, hour) partitions from Kafka: one run per log, Kafka read once per "
+                "contiguous window of hours (core/rebuild.py).",
 )
+def rebuild_hours(context: dg.AssetExecutionContext, config: RebuildConfig, pseidon: PseidonResource):
+    rebuild_partitions(context, pseidon, dry_run=config.dry_run, allow_shrink=config.allow_shrink)
+    # Each (log, hour) is reported with its own numbers as an event (backfill.py); there is no output to store.
+    yield from ()

@@ -1,17 +1,22 @@
 """Partitions: logs (dynamic, kept in sync with pseidon_logs by the sensor) and log x event hour."""
 from __future__ import annotations
 
+import datetime as dt
 import os
 
 import dagster as dg
 
 from .constants import HOUR_DIM, LOG_DIM
 
-# The first event hour shown as a partition. A multi-partitioned asset has (logs x hours) partitions and Dagster
-# recommends at most ~100,000 per asset: with N logs keep the window under 100,000 / N hours (move the start forward
-# with PSEIDON_HOURS_START as hours age out of the lake). Hours before the start still land; they are just not
-# shown as partitions (the run's metadata lists them).
-HOURS_START = os.environ.get("PSEIDON_HOURS_START", "2026-01-01-00:00")
+# The first event hour shown as a partition: midnight UTC PSEIDON_HOURS_WINDOW_DAYS (default 7, set it to your
+# Kafka retention: older hours cannot be rebuilt anyway) before the code location was loaded, so the window moves
+# forward with every deploy or reload; or a fixed PSEIDON_HOURS_START (YYYY-MM-DD-HH:00). A multi-partitioned asset
+# has (logs x hours) partitions and Dagster recommends at most ~100,000 per asset: with N logs keep the window under
+# 100,000 / N hours. Hours before the start still land; they are just not shown as partitions (runs list them).
+WINDOW_DAYS = int(os.environ.get("PSEIDON_HOURS_WINDOW_DAYS", "7"))
+HOURS_START = os.environ.get("PSEIDON_HOURS_START") or (
+    dt.datetime.now(dt.timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0) - dt.timedelta(days=WINDOW_DAYS)
+).strftime("%Y-%m-%d-%H:%M")
 
 # One key per enabled pseidon_logs row of this :etl-group (log names are Kafka topic names: no ',' or '|').
 logs = dg.DynamicPartitionsDefinition(name="logs")

@@ -139,6 +139,10 @@ def evaluate(context: dg.SensorEvaluationContext, pseidon: PseidonResource) -> d
                 if log in busy:
                     notes.append(f"{log}: {busy[log]}")
                     continue
+                holder = s.store.r.get(s.store.lease_key(log))
+                if holder is not None:  # a backfill (or a CLI run) works on the log: leave it alone until it ends
+                    notes.append(f"{log}: its lease is held by {holder.partition('|')[2] or holder}")
+                    continue
                 try:
                     m = measure(log, s.kafka, s.store, consumer)
                 except TopicNotFound as e:
