@@ -17,7 +17,7 @@ from pseidon_dagster.core.writers import ParquetFile
 from .conftest import read_lines
 from .test_ingest import BASE_TS, add_log
 from .test_outputs import _parquet_settings
-from .test_schemas_property import BAD, any_values, hive_types, norm, plausible
+from .test_schemas_property import BAD, GOOD, any_values, hive_types, norm, plausible
 
 COLUMNS = [("t", "bigint"), ("user", "string"), ("amount", "decimal(10,2)"), ("n", "int"), ("tags", "array<int>"),
            ("labels", "array<string>"), ("attrs", "map<string,int>"), ("geo", "struct<lat:double,lon:double>"),
@@ -32,27 +32,33 @@ def write_and_read(path, schema, rows):
 
 
 def test_parquet_file_builds_every_row_the_converter_passed(tmp_path):
-    """Each adversarial value of the issue, in every column shape, next to good rows: the converter passes only rows
-    that fit, and one write of all of them never fails."""
-    hive_cols = sorted({h for h, _ in BAD})
+    """Every example value of the issue, good and bad, each in its own row of a wide schema: the converter passes
+    exactly the good ones, and one write of them builds and reads back; the column-wise path agrees."""
+    examples = [(h, v, True) for h, v, _ in GOOD] + [(h, v, False) for h, v in BAD]
+    hive_cols = sorted({h for h, _, _ in examples})
     schema = schema_from_columns([(f"c{i}", h) for i, h in enumerate(hive_cols)])
     conv = RowConverter(schema)
-    rows, rejected = [], 0
-    for i, h in enumerate(hive_cols):
-        for hh, v in BAD:
-            if hh != h:
-                continue
-            row = [None] * len(hive_cols)
-            row[i] = v
-            try:
-                rows.append(conv(row))
-            except MessageError as e:
-                assert f"column c{i}:" in str(e)
-                rejected += 1
-    assert rejected == len(BAD)
-    rows.append(conv([None] * len(hive_cols)))
-    t = write_and_read(tmp_path / "x.parquet", schema, rows)
-    assert t.num_rows == len(rows)
+    raw = [[v if h == col else None for col in hive_cols] for h, v, _ in examples]
+    rows = []
+    for (h, _, good), r in zip(examples, raw):
+        try:
+            rows.append(conv(r))
+            assert good
+        except MessageError as e:
+            assert not good and str(e).startswith(f"column c{hive_cols.index(h)}: ")
+    assert len(rows) == len(GOOD)
+    got = write_and_read(tmp_path / "rows.parquet", schema, rows).to_pylist()
+    for i, f in enumerate(schema):
+        assert [norm(f.type, r[f.name]) for r in got] == [norm(f.type, r[i]) for r in rows]
+
+    table, bad = conv.table(raw)  # column-wise: the same verdicts, the same values
+    assert sorted(bad) == list(range(len(GOOD), len(examples)))
+    f = ParquetFile(open(tmp_path / "table.parquet", "wb"), schema)
+    f.write_table(table)
+    f.close()
+    again = pq.read_table(tmp_path / "table.parquet").to_pylist()
+    for f in schema:
+        assert [norm(f.type, r[f.name]) for r in again] == [norm(f.type, r[f.name]) for r in got]
 
 
 @settings(max_examples=60, deadline=None)
@@ -78,7 +84,8 @@ def test_parquet_file_round_trips_generated_rows(tmp_path_factory, data):
 
 def _msg(i: int, **override) -> bytes:
     doc = {"t": BASE_TS + i * 1000, "user": f"u{i}", "amount": f"{i}.5", "n": i, "tags": [i, i + 1],
-           "labels": ["a", f"l{i}"], "attrs": {"k": i}, "geo": {"lat": 1.5, "lon": -i}, "at": "2026-11-20T08:00:00+01:00"}
+           "labels": ["a", f"l{i}"], "attrs": {"k": i}, "geo": {"lat": 1.5, "lon": -i},
+           "at": "2026-11-20T08:00:00+01:00"}
     doc.update(override)
     return json.dumps(doc).encode()
 
