@@ -76,7 +76,9 @@ def open_text(stream, codec: str, gzip_level: int = 1, zstd_level: int = 3) -> T
 
 
 class ParquetFile:
-    """Typed rows (tuples in schema order) in, one Parquet row group per write."""
+    """Typed rows in, one Parquet row group per write: tuples in schema order from schemas.RowConverter (which
+    guarantees every value builds into its column, so a write never fails on a value), or a table from
+    RowConverter.table."""
 
     def __init__(self, stream, schema, codec: str = "snappy"):
         import pyarrow.parquet as pq
@@ -93,6 +95,10 @@ class ParquetFile:
         cols = list(zip(*rows))
         arrays = [pa.array(col, type=f.type) for col, f in zip(cols, self.schema)]
         self._w.write_table(pa.Table.from_arrays(arrays, schema=self.schema))
+
+    def write_table(self, table) -> None:
+        if table.num_rows:
+            self._w.write_table(table)
 
     def close(self) -> None:
         self._w.close()
