@@ -56,8 +56,8 @@ def test_after_a_sigkill_mid_run_the_next_run_completes_with_no_manual_step(
                                                                              "rollover-size": 200_000}})
     root = Path(settings.data_dir) / "lake" / "raw" / topic
     proc = subprocess.Popen([*CLI, "ingest", topic, "--config", str(conf)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
-    # kill it once it has published some files but before it commits
+                            stderr=subprocess.PIPE, env={**os.environ, "PSEIDON_FAILPOINTS": "after-publish=30"})
+    # kill it once it has published its files, before it commits (it pauses there)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not data_files(root) and proc.poll() is None:
         time.sleep(0.01)

@@ -37,7 +37,7 @@ def selected_hours(keys) -> dict[str, list[int]]:
 
 def rebuild_partitions(context: dg.AssetExecutionContext, pseidon: PseidonResource, *, dry_run: bool,
                        allow_shrink: bool) -> None:
-    owner = f"dagster:{context.run.root_run_id or context.run_id}"
+    owner = f"dagster:{context.run.root_run_id or context.run.run_id}"
     refused: list[str] = []
     for log, hours in selected_hours(context.partition_keys).items():
         with pseidon.session() as s:
