@@ -125,6 +125,7 @@ class Settings:
     sensor_max_wait_ms: int | None = None
     sensor_retry_backoff_ms: int = 60_000
     lease_ttl_s: float = 30.0
+    backfill_lateness_ms: int = 3_600_000
     source: str | None = None
 
     @property
@@ -438,6 +439,8 @@ def from_mapping(raw: dict[str, Any], source: str | None = None,
             out["sensor_retry_backoff_ms"] = _int(key, value, 0)
         elif key == "lease-ttl-ms":
             out["lease_ttl_s"] = _int(key, value, 1000) / 1000.0
+        elif key == "backfill-lateness-ms":
+            out["backfill_lateness_ms"] = _int(key, value, 0)
         elif key in KEYS_WITHOUT_EFFECT:
             log.info(":%s has no effect here: %s", key, KEYS_WITHOUT_EFFECT[key])
         else:

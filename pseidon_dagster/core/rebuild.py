@@ -57,7 +57,6 @@ from .writers import EXTENSIONS, ParquetFile, count_records, open_text
 
 log = logging.getLogger(__name__)
 
-DEFAULT_LATENESS_MS = 3_600_000
 BACKFILL_WAIT_S = 600.0
 
 REPLACED, CREATED, UNCHANGED, REFUSED, DRY_RUN = "replaced", "created", "unchanged", "refused", "dry-run"
@@ -251,7 +250,7 @@ class Rebuilder:
 
     def _ranges(self, window: list[int], files: list[FileName], committed: dict, marks: dict
                 ) -> dict[int, tuple[int, int]]:
-        lateness = getattr(self.settings, "backfill_lateness_ms", DEFAULT_LATENESS_MS)
+        lateness = self.settings.backfill_lateness_ms
         t0, t1 = window[0] * HOUR_MS - lateness, (window[-1] + 1) * HOUR_MS + lateness
         parts = sorted(p for p, c in committed.items() if c is not None)
         starts = self.kafka.offsets_for_time(self.spec.topic, t0, parts) if parts else {}
