@@ -1,21 +1,30 @@
-"""Ingest throughput against baselines measured in the same run, on the same broker and data.
+"""Ingest throughput, CPU and memory against the fastest plain read of the same data, measured in the same run.
 
-    python bench/bench_ingest.py [--messages 1000000] [--partitions 3] [--repeat 3]
+    python bench/bench_ingest.py [--messages 1000000] [--partitions 4] [--rounds 3] [--json out.json]
+                                 [--backlog 10000000]    # also: peak RSS of a 10M-message backlog (slow)
 
-Baselines:
-  bare-read   confluent-kafka consume() by assignment, touching each message's value (the floor of any consumer)
-  kcat|pigz   kcat -C ... | pigz -1 > file   (when pigz is installed; when kcat is missing or cannot talk to the
-              broker -- Debian's kcat bundles librdkafka 2.0.2, which fails on tansu -- a confluent-kafka dump
-              stands in for it: "pyread|pigz")
-Measured:
-  ingest      pseidon-dagster's full run: plan, read, parse (txt), route by hour, gzip, publish, commit
-Figures are messages/second and ratios to bare-read (ratios, not absolute times: machines are shared).
+Data: ~200-byte CSV lines with 12 typed fields (epoch-ms timestamp, ids, strings, a URL, ints, a double, a boolean,
+a decimal), spread over 6 event hours, in N partitions of a fresh tansu broker. Every path is a whole process
+(python startup and imports included), run side by side round after round; the table shows medians.
+
+  bare-read      the ceiling: confluent-kafka by assignment with fetch.max.bytes 64 MiB, max.partition.fetch.bytes
+                 16 MiB, queued.min.messages 200000, consume(10000), stopping at the known message count, nothing
+                 else per message
+  gzip / parquet `pseidon-dagster ingest` of a log writing gzip text / typed Parquet (12 columns from a schema file):
+                 plan, read, parse, route by hour, write, fsync, publish, commit
+  ... x2         the same with :ingest-workers 2 (the run's Kafka partitions split over two processes)
+
+Figures: messages/s, MB/s of message payload, ratio to bare-read, CPU seconds (user+sys of the process and its
+children), peak RSS of the largest process.
 """
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -23,18 +32,40 @@ import time
 import uuid
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
 
-from confluent_kafka import Consumer, KafkaError, TopicPartition  # noqa: E402
-
-from pseidon_dagster.core import config as config_mod  # noqa: E402
-from pseidon_dagster.core.ingest import ingest  # noqa: E402
-from pseidon_dagster.core.logtable import LogSpec  # noqa: E402
-from pseidon_dagster.core.offsets import OffsetStore, connect  # noqa: E402
-from pseidon_dagster.core.services import (create_topics, port_open, produce_sealed, redis_binary,  # noqa: E402
-                                           tansu_binary, wait_port)
+from pseidon_dagster.core.services import create_topics, produce_sealed, redis_binary, tansu_binary, wait_port  # noqa
 
 BASE_TS = 1_795_000_000_000
+COLUMNS = [("ts", "bigint"), ("user_id", "bigint"), ("session", "string"), ("event", "string"), ("url", "string"),
+           ("status", "int"), ("latency", "double"), ("bytes", "bigint"), ("country", "string"), ("agent", "string"),
+           ("ok", "boolean"), ("price", "decimal(10,2)")]
+EVENTS = ["view", "click", "scroll", "purchase", "signup", "logout"]
+COUNTRIES = ["de", "fr", "us", "br", "jp", "in", "ng", "au"]
+AGENTS = ["Mozilla/5.0 (X11; Linux x86_64) Firefox/131.0", "Mozilla/5.0 (Macintosh) Safari/605.1.15",
+          "Mozilla/5.0 (Windows NT 10.0) Chrome/130.0.0.0", "curl/8.5.0 (x86_64-pc-linux-gnu)"]
+
+BARE = """
+import sys, time
+from confluent_kafka import Consumer, TopicPartition
+bootstrap, topic, parts, n = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+c = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench-bare", "enable.auto.commit": False,
+              "fetch.max.bytes": 64 << 20, "max.partition.fetch.bytes": 16 << 20, "queued.min.messages": 200000})
+c.assign([TopicPartition(topic, p, 0) for p in range(parts)])
+seen = 0
+while seen < n:
+    seen += len(c.consume(10000, 1.0))
+c.close()
+"""
+
+
+def line(i: int) -> bytes:
+    ts = BASE_TS + (i * 7919) % (6 * 3_600_000)
+    return (f"{ts},{1_000_000 + i % 50_000},{(i * 2654435761) % (1 << 64):016x},{EVENTS[i % 6]},"
+            f"https://shop.example.com/catalog/item/{i % 9973}?ref=campaign-{i % 37},{200 if i % 17 else 404},"
+            f"{(i % 1000) / 7:.3f},{(i * 31) % 100_000},{COUNTRIES[i % 8]},{AGENTS[i % 4]},"
+            f"{'true' if i % 3 else 'false'},{i % 10_000}.{i % 100:02d}").encode()
 
 
 def free_port() -> int:
@@ -43,156 +74,213 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start(args: list[str], port: int, log: Path) -> subprocess.Popen:
-    proc = subprocess.Popen(args, stdout=open(log, "wb"), stderr=subprocess.STDOUT)
-    if not wait_port(port, 20):
-        proc.kill()
-        raise SystemExit(f"{args[0]} did not start: {log.read_text()[-1000:]}")
-    return proc
-
-
-def messages(n: int, partitions: int) -> list[tuple[int, bytes]]:
-    pad = "x" * 60
-    return [(i % partitions, f"{BASE_TS + (i * 7919) % (6 * 3_600_000)}|user-{i % 5000}|/page/{i % 97}|{pad}".encode())
-            for i in range(n)]
-
-
-def bare_read(bootstrap: str, topic: str, partitions: int, n: int) -> float:
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench", "enable.auto.commit": False,
-                  "enable.partition.eof": True, "fetch.max.bytes": 52_428_800,
-                  "max.partition.fetch.bytes": 10_485_760, "queued.min.messages": 200_000})
+def measure(cmd: list[str], env: dict | None = None) -> dict:
+    """Wall seconds, CPU seconds (user+sys, children included) and peak RSS (MB) of one process."""
     t0 = time.perf_counter()
-    c.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
-    seen, total, eof = 0, 0, set()
-    while len(eof) < partitions:
-        for m in c.consume(10_000, 1.0):
-            if m.error():
-                if m.error().code() == KafkaError._PARTITION_EOF:
-                    eof.add(m.partition())
-                continue
-            total += len(m.value())
-            seen += 1
-    dt = time.perf_counter() - t0
-    c.close()
-    assert seen == n, (seen, n)
-    return dt
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    out, err = proc.stdout.read(), proc.stderr.read()
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd[:4])} failed ({proc.returncode}): {err.decode()[-3000:]}")
+    return {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "rss_mb": usage.ru_maxrss / 1024,
+            "stdout": out.decode()}
 
 
-def kcat_works(kcat: str, bootstrap: str, topic: str) -> bool:
-    """Debian's kcat bundles librdkafka 2.0.2, which cannot parse tansu's ApiVersion v3 answer."""
-    r = subprocess.run([kcat, "-L", "-b", bootstrap, "-t", topic, "-m", "5"], capture_output=True, text=True)
-    return r.returncode == 0 and "ERROR" not in r.stderr
+class Stack:
+    """tansu and redis on free loopback ports, for this run only."""
+
+    def __init__(self, tmp: Path):
+        self.tmp = tmp
+        self.procs = []
+        self.kafka_port, self.redis_port = free_port(), free_port()
+        url = f"tcp://127.0.0.1:{self.kafka_port}"
+        self._start([tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url],
+                    self.kafka_port, "tansu")
+        self._start([redis_binary(), "--port", str(self.redis_port), "--bind", "127.0.0.1", "--save", "",
+                     "--appendonly", "no", "--dir", str(tmp)], self.redis_port, "redis")
+        self.bootstrap = f"127.0.0.1:{self.kafka_port}"
+
+    def _start(self, args, port, name):
+        proc = subprocess.Popen(args, stdout=open(self.tmp / f"{name}.log", "wb"), stderr=subprocess.STDOUT)
+        self.procs.append(proc)
+        if not wait_port(port, 20):
+            raise SystemExit(f"{name} did not start")
+
+    def flush(self):
+        import redis
+
+        redis.Redis(port=self.redis_port).flushall()
+
+    def stop(self):
+        for p in self.procs:
+            p.terminate()
+            p.wait(10)
 
 
-def dump(bootstrap: str, topic: str, partitions: int) -> None:
-    """kcat stand-in: confluent-kafka read, values + newline to stdout (for `| pigz`)."""
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench", "enable.auto.commit": False,
-                  "enable.partition.eof": True, "fetch.max.bytes": 52_428_800,
-                  "max.partition.fetch.bytes": 10_485_760, "queued.min.messages": 200_000})
-    c.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
-    out, eof = sys.stdout.buffer, set()
-    while len(eof) < partitions:
-        chunk = []
-        for m in c.consume(10_000, 1.0):
-            if m.error():
-                if m.error().code() == KafkaError._PARTITION_EOF:
-                    eof.add(m.partition())
-                continue
-            chunk.append(m.value())
-        if chunk:
-            out.write(b"\n".join(chunk) + b"\n")
-    out.flush()
-    c.close()
+def produce(bootstrap: str, topic: str, n: int, partitions: int) -> int:
+    total = 0
+    step = 200_000
+    for start in range(0, n, step):
+        batch = [(i % partitions, line(i)) for i in range(start, min(n, start + step))]
+        total += sum(len(v) for _, v in batch)
+        produce_sealed(bootstrap, topic, batch) if start + step >= n else _produce(bootstrap, topic, batch)
+    return total
 
 
-def read_pigz(bootstrap: str, topic: str, partitions: int, out: Path) -> tuple[str, float] | None:
-    pigz = shutil.which("pigz")
-    if not pigz:
-        return None
-    kcat = shutil.which("kcat") or shutil.which("kafkacat")
-    if kcat and kcat_works(kcat, bootstrap, topic):
-        name, src = "kcat|pigz", f"{kcat} -C -b {bootstrap} -t {topic} -o beginning -e -q"
-    else:
-        name = "pyread|pigz"
-        src = f"{sys.executable} {Path(__file__).resolve()} --dump {topic} --bootstrap {bootstrap} " \
-              f"--partitions {partitions}"
-    t0 = time.perf_counter()
-    subprocess.run(f"{src} | {pigz} -1 > {out}", shell=True, check=True)
-    return name, time.perf_counter() - t0
+def _produce(bootstrap, topic, batch):
+    from confluent_kafka import Producer
+
+    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 50, "batch.num.messages": 10000,
+                  "queue.buffering.max.messages": 1_000_000})
+    for part, v in batch:
+        while True:
+            try:
+                p.produce(topic, v, partition=part)
+                break
+            except BufferError:
+                p.poll(0.1)
+    p.flush(60)
+
+
+def write_conf(tmp: Path, stack: Stack, db: str, group: str, data: Path, workers: int) -> Path:
+    conf = tmp / f"{group}.edn"
+    conf.write_text(
+        f'{{:etl-db-host "sqlite:///{db}" :etl-group "{group}" :kafka-brokers "{stack.bootstrap}" '
+        f':kafka-use-earliest true :redis-conf {{:host "127.0.0.1:{stack.redis_port}"}} :data-dir "{data}" '
+        f':schema-dir "{tmp / "schemas"}" :ingest-workers {workers} :writer {{:allow-all-ts true}}}}')
+    return conf
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--messages", type=int, default=1_000_000)
-    ap.add_argument("--partitions", type=int, default=3)
-    ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--dump", help=argparse.SUPPRESS)
-    ap.add_argument("--bootstrap", help=argparse.SUPPRESS)
+    ap.add_argument("--partitions", type=int, default=4)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--paths", default="bare-read,gzip,parquet,gzip x2,parquet x2")
+    ap.add_argument("--backlog", type=int, default=0, help="also measure peak RSS on a backlog of this many messages")
+    ap.add_argument("--json", help="write the results here too")
     args = ap.parse_args()
-    if args.dump:
-        dump(args.bootstrap, args.dump, args.partitions)
-        return 0
-    work = Path(tempfile.mkdtemp(prefix="pseidon-bench-"))
-    procs = []
+    tmp = Path(tempfile.mkdtemp(prefix="pseidon-bench-"))
+    stack = Stack(tmp)
     try:
-        kport = free_port()
-        url = f"tcp://127.0.0.1:{kport}"
-        procs.append(start([tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url],
-                           kport, work / "tansu.log"))
-        bootstrap = f"127.0.0.1:{kport}"
-        rport = 6379
-        if not port_open(rport):
-            rport = free_port()
-            procs.append(start([redis_binary(), "--port", str(rport), "--bind", "127.0.0.1", "--save", ""], rport,
-                               work / "redis.log"))
-        topic = f"bench-{uuid.uuid4().hex[:8]}"
-        create_topics(bootstrap, [topic], args.partitions)
-        t0 = time.perf_counter()
-        produce_sealed(bootstrap, topic, messages(args.messages, args.partitions))
-        n = args.messages
-        print(f"produced {n:,} messages ({args.partitions} partitions) in {time.perf_counter() - t0:.1f}s")
-
-        settings = config_mod.from_mapping({
-            "kafka-brokers": bootstrap, "kafka-use-earliest": True, "etl-group": f"bench{uuid.uuid4().hex[:6]}",
-            "redis-conf": {"host": f"127.0.0.1:{rport}"}, "data-dir": str(work / "data"),
-            "writer": {"allow-all-ts": True},
-        })
-        store = OffsetStore(connect(settings.redis), settings.etl_group)
-        spec = LogSpec(log=topic, format="txt:sep=pipe;ts=0", output_format="gzip", base_partition="lake",
-                       log_partition=topic, hive_table_name=None, hive_url=None, hive_user=None)
-        bare, ing, kc = [], [], []
-        for i in range(args.repeat):
-            bare.append(bare_read(bootstrap, topic, args.partitions, n))
-            store.set(topic, {p: 0 for p in range(args.partitions)})
-            shutil.rmtree(work / "data", ignore_errors=True)
-            r = ingest(settings, spec, store)
-            assert r.written == n and r.committed, r.to_dict()
-            ing.append(r.seconds)
-            k = read_pigz(bootstrap, topic, args.partitions, work / "kcat.gz")
-            if k is not None:
-                kc_name = k[0]
-                kc.append(k[1])
-        for key in list(store.r.scan_iter(match=f"/{settings.etl_group}/*")):
-            store.r.delete(key)
-        b, g = min(bare), min(ing)
-        print(f"{'bare-read':10} {n / b:>12,.0f} msg/s   (best of {args.repeat}: {b:.2f}s)")
-        if kc:
-            k = min(kc)
-            print(f"{kc_name:10} {n / k:>12,.0f} msg/s   (best of {args.repeat}: {k:.2f}s)  "
-                  f"ratio to bare-read {b / k:.2f}")
-        else:
-            print(f"{'kcat|pigz':10} skipped (install pigz, and kcat: apt-get install kcat pigz)")
-        print(f"{'ingest':10} {n / g:>12,.0f} msg/s   (best of {args.repeat}: {g:.2f}s)  "
-              f"ratio to bare-read {b / g:.2f}  (target >= 0.75)")
-        if kc:
-            print(f"ingest / {kc_name} = {min(kc) / g:.2f}")
-        gz = sum(f.stat().st_size for f in (work / "data").rglob("*.gz"))
-        print(f"ingest output: {r.to_dict()['file_count']} files, {gz / 1e6:.1f} MB gzip")
-        return 0
+        return run(args, tmp, stack)
     finally:
-        for p in procs:
-            p.terminate()
-        shutil.rmtree(work, ignore_errors=True)
+        stack.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def setup_logs(tmp: Path, topic: str) -> Path:
+    import sqlalchemy as sa
+
+    from pseidon_dagster.core.logtable import LogTable, create_table
+
+    (tmp / "schemas").mkdir(exist_ok=True)
+    db = tmp / "logs.db"
+    table = LogTable(sa.create_engine(f"sqlite:///{db}"))
+    create_table(table.engine)
+    rows = []
+    for out in ("gzip", "parquet"):
+        name = f"{topic}-{out}"
+        (tmp / "schemas" / f"{name}.json").write_text(json.dumps(
+            {"columns": [{"name": n, "type": t} for n, t in COLUMNS]}))
+        rows.append(dict(log=name, format="txt:sep=,;ts=0", output_format=out, base_partition="lake",
+                         log_partition=f"raw/{out}", quarantine="quarantine", log_group="bench", enabled=1))
+    with table.engine.begin() as c:
+        for row in rows:
+            c.execute(sa.insert(sa.Table("pseidon_logs", sa.MetaData(), autoload_with=table.engine)).values(**row))
+    return db
+
+
+def run(args, tmp: Path, stack: Stack) -> int:
+    n, parts = args.messages, args.partitions
+    topic = f"bench-{uuid.uuid4().hex[:8]}"
+    db = setup_logs(tmp, topic)
+    # one topic, read under two log names (gzip and parquet): the same bytes for every path
+    payload = 0
+    for out in ("gzip", "parquet"):
+        create_topics(stack.bootstrap, [f"{topic}-{out}"], parts)
+    t0 = time.perf_counter()
+    for out in ("gzip", "parquet"):
+        payload = produce(stack.bootstrap, f"{topic}-{out}", n, parts)
+    print(f"produced {n:,} messages ({payload / n:.0f} B on average, {payload / 1e6:.0f} MB) x2 in "
+          f"{time.perf_counter() - t0:.1f}s; {parts} partitions; {args.rounds} rounds", file=sys.stderr)
+    py = sys.executable
+    paths = [p.strip() for p in args.paths.split(",")]
+    results: dict[str, list[dict]] = {p: [] for p in paths}
+    for r in range(args.rounds):
+        for path in paths:
+            if path == "bare-read":
+                m = measure([py, "-c", BARE, stack.bootstrap, f"{topic}-gzip", str(parts), str(n)])
+            else:
+                out, _, workers = path.partition(" x")
+                stack.flush()  # every run starts with no offsets: it ingests all n messages
+                data = tmp / f"data-{r}-{out}-{workers or 1}"
+                conf = write_conf(tmp, stack, db, "bench", data, int(workers or 1))
+                m = measure([py, "-m", "pseidon_dagster.cli", "ingest", f"{topic}-{out}", "--config", str(conf)])
+                summary = json.loads(m["stdout"].strip().splitlines()[-1])
+                assert summary["written"] == n, summary
+                shutil.rmtree(data, ignore_errors=True)
+            results[path].append(m)
+            print(f"  round {r + 1} {path:12} {n / m['wall']:>10,.0f} msg/s  cpu {m['cpu']:5.2f}s  "
+                  f"rss {m['rss_mb']:4.0f} MB", file=sys.stderr)
+    table = summarize(results, n, payload)
+    if args.backlog:
+        table["backlog"] = backlog(args, tmp, stack, db, topic)
+    print_table(table)
+    if args.json:
+        Path(args.json).write_text(json.dumps(table, indent=2))
+    return 0
+
+
+def summarize(results: dict, n: int, payload: int) -> dict:
+    rows = {}
+    base = statistics.median(m["wall"] for m in results["bare-read"]) if "bare-read" in results else None
+    for path, ms in results.items():
+        wall = statistics.median(m["wall"] for m in ms)
+        rows[path] = {"msg_per_s": round(n / wall), "mb_per_s": round(payload / wall / 1e6, 1),
+                      "ratio": round(base / wall, 2) if base else None,
+                      "cpu_s": round(statistics.median(m["cpu"] for m in ms), 2),
+                      "peak_rss_mb": round(max(m["rss_mb"] for m in ms)),
+                      "walls": [round(m["wall"], 3) for m in ms]}
+    return {"messages": n, "payload_mb": round(payload / 1e6), "paths": rows}
+
+
+def backlog(args, tmp, stack, db, topic) -> dict:
+    big = f"{topic}-backlog"
+    create_topics(stack.bootstrap, [big], args.partitions)
+    produce(stack.bootstrap, big, args.backlog, args.partitions)
+    out = {}
+    for kind in ("gzip", "parquet"):
+        import sqlalchemy as sa
+
+        eng = sa.create_engine(f"sqlite:///{db}")
+        t = sa.Table("pseidon_logs", sa.MetaData(), autoload_with=eng)
+        with eng.begin() as c:
+            c.execute(sa.delete(t).where(t.c.log == big))
+            c.execute(sa.insert(t).values(log=big, format="txt:sep=,;ts=0", output_format=kind, base_partition="lake",
+                                          log_partition=f"raw/backlog-{kind}", quarantine="quarantine",
+                                          log_group="bench", enabled=1))
+        shutil.copy(tmp / "schemas" / f"{topic}-parquet.json", tmp / "schemas" / f"{big}.json")
+        group = f"backlog{kind}"
+        stack.flush()
+        conf = write_conf(tmp, stack, db, "bench", tmp / group, 1)
+        m = measure([sys.executable, "-m", "pseidon_dagster.cli", "ingest", big, "--config", str(conf)])
+        out[kind] = {"messages": args.backlog, "msg_per_s": round(args.backlog / m["wall"]),
+                     "peak_rss_mb": round(m["rss_mb"])}
+        shutil.rmtree(tmp / group, ignore_errors=True)
+    return out
+
+
+def print_table(table: dict) -> None:
+    print(f"\n{table['messages']:,} messages, {table['payload_mb']} MB of payload; medians\n")
+    print("| path | msg/s | MB/s | ÷ bare read | CPU s | peak RSS MB |")
+    print("|---|---|---|---|---|---|")
+    for path, r in table["paths"].items():
+        print(f"| {path} | {r['msg_per_s']:,} | {r['mb_per_s']} | {r['ratio']} | {r['cpu_s']} | {r['peak_rss_mb']} |")
+    for kind, r in table.get("backlog", {}).items():
+        print(f"\nbacklog {r['messages']:,} messages, {kind}: {r['msg_per_s']:,} msg/s, peak RSS {r['peak_rss_mb']} MB")
 
 
 if __name__ == "__main__":

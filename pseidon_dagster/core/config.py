@@ -126,6 +126,7 @@ class Settings:
     sensor_retry_backoff_ms: int = 60_000
     lease_ttl_s: float = 30.0
     backfill_lateness_ms: int = 3_600_000
+    ingest_workers: int = 1
     source: str | None = None
 
     @property
@@ -439,6 +440,8 @@ def from_mapping(raw: dict[str, Any], source: str | None = None,
             out["sensor_retry_backoff_ms"] = _int(key, value, 0)
         elif key == "lease-ttl-ms":
             out["lease_ttl_s"] = _int(key, value, 1000) / 1000.0
+        elif key == "ingest-workers":
+            out["ingest_workers"] = _int(key, value, 1)
         elif key == "backfill-lateness-ms":
             out["backfill_lateness_ms"] = _int(key, value, 0)
         elif key in KEYS_WITHOUT_EFFECT:

@@ -289,8 +289,8 @@ class Rebuilder:
 
         if rows:
             data = Sink("data", self.data_root, spec.log, spec.log_partition, spec.hourly, "parquet",
-                        lambda stream: ParquetFile(stream, schema, w.parquet_codec), token, noop, rows=True,
-                        flush_bytes=w.parquet_block_size, directory_of=fresh.get)
+                        lambda stream: ParquetFile(stream, schema, w.parquet_codec, w.parquet_block_size), token, noop,
+                        rows=True, directory_of=fresh.get)
         else:
             codec = spec.output_format
             data = Sink("data", self.data_root, spec.log, spec.log_partition, spec.hourly, EXTENSIONS[codec],

@@ -36,12 +36,19 @@ def output_format(value: str | None) -> str:
                             f"empty/none = txt)")
 
 
+# The compressor is handed its input in blocks of exactly this size: ISA-L's deflate output depends on how its input
+# is split into compress() calls, and a replay must write the same bytes whatever chunks its buffers were flushed in.
+COMPRESS_BLOCK = 256 << 10
+
+
 class TextFile:
-    """A text file being written: rendered lines in, compressed bytes out to an output stream."""
+    """A text file being written: rendered lines in, compressed bytes out to an output stream. The output depends
+    only on the bytes written, not on how they were chunked."""
 
     def __init__(self, stream, codec: str, level: int = 1):
         self.stream = stream
         self.raw_bytes = 0
+        self._buf = bytearray()
         if codec == "gzip":
             # wbits=31: gzip container, mtime 0, so a replayed plan writes byte-identical files.
             self._c = isal_zlib.compressobj(level, isal_zlib.DEFLATED, 31)
@@ -60,13 +67,24 @@ class TextFile:
         self.raw_bytes += len(data)
         if self._c is None:
             self.stream.write(data)
-        else:
-            out = self._c.compress(data)
+            return
+        buf = self._buf
+        buf += data
+        if len(buf) < COMPRESS_BLOCK:
+            return
+        view = memoryview(buf)
+        whole = len(buf) - len(buf) % COMPRESS_BLOCK
+        for i in range(0, whole, COMPRESS_BLOCK):
+            out = self._c.compress(view[i:i + COMPRESS_BLOCK])
             if out:
                 self.stream.write(out)
+        view.release()
+        del buf[:whole]
 
     def close(self) -> None:
         if self._c is not None:
+            if self._buf:
+                self.stream.write(self._c.compress(bytes(self._buf)))
             self.stream.write(self._c.flush())
         self.stream.close()
 
@@ -80,27 +98,61 @@ class ParquetFile:
     guarantees every value builds into its column, so a write never fails on a value), or a table from
     RowConverter.table."""
 
-    def __init__(self, stream, schema, codec: str = "snappy"):
+    def __init__(self, stream, schema, codec: str = "snappy", row_group_bytes: int = 20 << 20):
         import pyarrow.parquet as pq
 
         self.stream = stream
         self.schema = schema
+        self.row_group_bytes = max(1, row_group_bytes)
         self._w = pq.ParquetWriter(stream, schema, compression=None if codec == "none" else codec)
+        self._pending: list = []  # tables of the row group being gathered
+        self._pending_bytes = 0
 
-    def write(self, rows: list[tuple]) -> None:
+    def write(self, rows: list[tuple], sizes=None) -> None:
+        """Rows (tuples in schema order) with their input sizes in bytes (one int each, or their total)."""
         import pyarrow as pa
 
         if not rows:
             return
         cols = list(zip(*rows))
         arrays = [pa.array(col, type=f.type) for col, f in zip(cols, self.schema)]
-        self._w.write_table(pa.Table.from_arrays(arrays, schema=self.schema))
+        self.write_table(pa.Table.from_arrays(arrays, schema=self.schema), sizes)
 
-    def write_table(self, table) -> None:
-        if table.num_rows:
-            self._w.write_table(table)
+    def write_table(self, table, sizes=None) -> None:
+        """Rows as a table. A row group ends at the first row whose input brings it to `row_group_bytes` -- so row
+        groups, and the file's bytes, depend only on the rows written, not on how they were chunked."""
+        import numpy as np
+
+        n = table.num_rows
+        if not n:
+            return
+        if sizes is None or np.ndim(sizes) == 0:
+            total = n if sizes is None else int(sizes)
+            sizes = np.full(n, total // n, dtype=np.int64)
+            sizes[: total % n] += 1
+        cum = np.cumsum(np.asarray(sizes, dtype=np.int64))
+        pos, base = 0, 0
+        while pos < n:
+            need = self.row_group_bytes - self._pending_bytes + base
+            k = int(np.searchsorted(cum, need, side="left"))
+            if k >= n:
+                self._pending.append(table.slice(pos))
+                self._pending_bytes += int(cum[-1] - base)
+                return
+            self._pending.append(table.slice(pos, k + 1 - pos))
+            self._write_group()
+            base = int(cum[k])
+            pos = k + 1
+
+    def _write_group(self) -> None:
+        import pyarrow as pa
+
+        if self._pending:
+            self._w.write_table(pa.concat_tables(self._pending), row_group_size=1 << 62)
+        self._pending, self._pending_bytes = [], 0
 
     def close(self) -> None:
+        self._write_group()
         self._w.close()
         self.stream.close()
 

@@ -38,7 +38,7 @@ from .plan import FROZEN_ROW_FIELDS, IngestError, Planner, frozen_schema, frozen
 from .read import RangeReader
 from .route import Router
 from .segment import CutRules, SegmentWriter
-from .sink import Sink
+from .sink import FLUSH_BYTES, Sink
 
 log = logging.getLogger(__name__)
 
@@ -229,8 +229,8 @@ class Ingestor:
             schema = frozen_schema(params) or self._schema()
             decoder = Decoder.for_rows(parser, RowConverter(schema))
             data = Sink("data", params["data_root"], topic, spec.log_partition, spec.hourly, "parquet",
-                        lambda stream: ParquetFile(stream, schema, w.parquet_codec), lease.token, record, rows=True,
-                        flush_bytes=w.parquet_block_size)
+                        lambda stream: ParquetFile(stream, schema, w.parquet_codec, w.parquet_block_size), lease.token,
+                        record, rows=True, flush_bytes=FLUSH_BYTES)
         else:
             decoder = Decoder.for_text(parser)
             codec = spec.output_format

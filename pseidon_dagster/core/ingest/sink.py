@@ -27,13 +27,15 @@ MAX_BUFFERED_ROWS = 16 << 20
 class HourFile:
     """One (partition, hour) file of the current segment."""
 
-    __slots__ = ("partition", "hour", "seg_start", "pending", "pending_bytes", "size", "records", "writer", "tmp")
+    __slots__ = ("partition", "hour", "seg_start", "pending", "pending_bytes", "size", "records", "writer", "tmp",
+                 "sizes")
 
     def __init__(self, partition: int, hour: int, seg_start: int):
         self.partition = partition
         self.hour = hour
         self.seg_start = seg_start
         self.pending: list = []
+        self.sizes: list[int] = []  # Parquet: each pending row's input size (row groups are cut by it)
         self.pending_bytes = 0
         self.size = 0
         self.records = 0
@@ -81,6 +83,8 @@ class Sink:
 
     def append(self, f: HourFile, item, nbytes: int) -> None:
         f.pending.append(item)
+        if self.rows:
+            f.sizes.append(nbytes)
         f.pending_bytes += nbytes
         f.size += nbytes
         f.records += 1
@@ -95,7 +99,11 @@ class Sink:
             self.record_paths(temps=[self.storage.uri(f.tmp)])
             f.writer = self.open_writer(self.storage.open_output(f.tmp))
         if f.pending:
-            f.writer.write(f.pending if self.rows else b"".join(f.pending))
+            if self.rows:
+                f.writer.write(f.pending, f.sizes)
+                f.sizes = []
+            else:
+                f.writer.write(b"".join(f.pending))
             f.pending = []
         self.buffered -= f.pending_bytes
         f.pending_bytes = 0
