@@ -608,6 +608,21 @@ def convert_column(values, t: pa.DataType) -> tuple[pa.ChunkedArray, dict[int, s
     return pa.chunked_array(chunks, type=t), bad
 
 
+def cast_text_column(arr: pa.Array, t: pa.DataType, keep=None) -> pa.Array | None:
+    """A column of text fields (Arrow strings, as the txt parser's rows hold them) as type t -- exactly the values the
+    converters give -- or None when Arrow's conversion might differ (the caller then converts row by row). KEEP (a
+    bool array): only those rows matter; the others become null."""
+    try:
+        if keep is not None and not keep.all():
+            arr = pc.if_else(pa.array(keep), arr, pa.scalar(None, arr.type))
+        out = _cast(arr, t)
+        if out is not None:
+            out.validate(full=True)
+        return out
+    except (pa.ArrowException, ValueError, TypeError, ArithmeticError):
+        return None
+
+
 def _arrow_chunk(values, t: pa.DataType) -> pa.Array | None:
     try:
         if pa.types.is_map(t):

@@ -38,6 +38,7 @@ from .plan import FROZEN_ROW_FIELDS, IngestError, Planner, frozen_schema, frozen
 from .read import RangeReader
 from .route import Router
 from .segment import CutRules, SegmentWriter
+from .vector import VectorDecoder
 from .sink import FLUSH_BYTES, Sink
 
 log = logging.getLogger(__name__)
@@ -241,6 +242,8 @@ class Ingestor:
                           record)
         router = Router(params["ts_lo_ms"], params["ts_hi_ms"], text=not rows,
                         line_breaks=params.get("line_breaks", "quarantine"))
+        vector = VectorDecoder.for_parser(parser, decoder.parse, params["ts_lo_ms"], params["ts_hi_ms"],
+                                          schema if rows else None, params.get("line_breaks", "quarantine"))
         rules = CutRules(params["rollover_size"], params.get("open_per_partition", params["max_open_files"]))
         writer = SegmentWriter(rules, data, quarantine, {p: st for p, (st, e) in plan.ranges.items() if e > st},
                                plan.created_ms // HOUR_MS)
@@ -251,9 +254,6 @@ class Ingestor:
         try:
             for p, msgs in reader.runs():
                 values = [m.value() for m in msgs]
-                offsets = [m.offset() for m in msgs]
-                ts, out, sizes, bad = decoder.decode(values)
-                hours = router.route(ts, out, sizes, bad)
 
                 def quarantine_record(i: int, reason: str, msgs=msgs, p=p) -> bytes:
                     m = msgs[i]
@@ -261,11 +261,18 @@ class Ingestor:
                     reasons[key] = reasons.get(key, 0) + 1
                     return _quarantine_line(spec.log, p, m, reason, plan.created_ms)
 
-                writer.add(p, offsets, hours, out, sizes, bad, quarantine_record)
+                batch = vector.decode(values) if vector is not None else None
+                if batch is not None:  # the whole batch at once (ingest/vector.py)
+                    writer.add_runs(p, msgs, batch, quarantine_record)
+                    bad = batch.bad
+                else:  # message by message
+                    ts, out, sizes, bad = decoder.decode(values)
+                    hours = router.route(ts, out, sizes, bad)
+                    writer.add(p, [m.offset() for m in msgs], hours, out, sizes, bad, quarantine_record)
+                    counts.filtered += sum(1 for v in values if v is None)
                 data.flush_all_if_over()
                 counts.read += len(values)
                 counts.quarantined += len(bad)
-                counts.filtered += sum(1 for v in values if v is None)
             lease.check()
             files = writer.finish({p: e for p, (st, e) in plan.ranges.items() if e > st})
             data.sync()

@@ -89,6 +89,46 @@ class SegmentWriter:
                 seg = self.segments[p]
                 files = seg.files
 
+    def add_runs(self, p: int, msgs: list, batch, quarantine_record: Callable[[int, str], bytes]) -> None:
+        """The same as add() for a VectorBatch (ingest/vector.py), a run of consecutive messages of one hour at a
+        time: the same cuts at the same offsets, the same records in the same files."""
+        import numpy as np
+
+        from .vector import runs
+
+        rules, data = self.rules, self.data
+        sizes, hours, good = batch.sizes, batch.hours, batch.good
+        for a, b in runs(hours, good):
+            if not good[a]:
+                seg = self.segments[p]
+                for i in range(a, b):
+                    reason = batch.bad.get(i)
+                    if reason is not None:
+                        q = seg.quarantine
+                        if q is None:
+                            q = seg.quarantine = self.quarantine.open(p, self.quarantine_hour, seg.start)
+                        rec = quarantine_record(i, reason)
+                        self.quarantine.append(q, rec, len(rec))
+                continue
+            hour = int(hours[a])
+            while a < b:
+                seg = self.segments[p]
+                f = seg.files.get(hour)
+                if f is None:
+                    if rules.cut_before(len(seg.files)):
+                        self.cut(p, msgs[a].offset())
+                        seg = self.segments[p]
+                    f = seg.files[hour] = data.open(p, hour, seg.start)
+                # the first message after which the file reaches the rollover size ends the segment
+                cum = np.cumsum(sizes[a:b])
+                k = int(np.searchsorted(cum, rules.rollover_size - f.size, side="left"))
+                end = min(b, a + k + 1)
+                data.append_many(f, batch.chunk(a, end) if batch.table is None else batch.table.slice(a, end - a),
+                                 sizes[a:end])
+                if rules.cut_after(f.size):
+                    self.cut(p, msgs[end - 1].offset() + 1)
+                a = end
+
     def cut(self, p: int, boundary: int) -> None:
         """End partition P's segment at BOUNDARY: publish its files as [start, boundary)."""
         seg = self.segments[p]

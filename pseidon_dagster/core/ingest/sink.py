@@ -92,6 +92,22 @@ class Sink:
         if f.pending_bytes >= self.flush_bytes:
             self.flush(f)
 
+    def append_many(self, f: HourFile, piece, sizes) -> None:
+        """Consecutive records at once (ingest/vector.py): text as one bytes piece, Parquet as a table slice; SIZES
+        their input sizes (a numpy array)."""
+        nbytes = int(sizes.sum())
+        f.size += nbytes
+        f.records += len(sizes)
+        if self.rows:  # rows handed over before these go first, then the table goes to the writer's row group
+            self.flush(f)
+            f.writer.write_table(piece, sizes)
+            return
+        f.pending.append(piece)
+        f.pending_bytes += nbytes
+        self.buffered += nbytes
+        if f.pending_bytes >= self.flush_bytes:
+            self.flush(f)
+
     def flush(self, f: HourFile) -> None:
         if f.writer is None:
             d = self.directory(f.hour)

@@ -1,0 +1,192 @@
+"""The hot path: a whole batch of `txt` messages decoded and routed with pyarrow and numpy instead of message by
+message in Python.
+
+For a batch of one partition's values it computes every message's event time (the timestamp field, split and cast
+by Arrow), its hour, the window check, and -- for text outputs -- one buffer holding every line (`b"\\n".join`),
+from which runs of consecutive messages of one hour are written as single slices; for Parquet, the typed columns
+(split by Arrow, cast with schemas.cast_text_column's exactness rules) from which runs are written as table slices.
+
+It never decides differently from the per-message path (decode.py, route.py): a message whose timestamp field is not
+plain digits is parsed by the per-message parser (ISO dates, missing fields, their exact error), and a batch it
+cannot handle exactly -- a null value, a line break inside a message, bytes that are not UTF-8 (Parquet), a value
+Arrow would convert differently -- is given back (None) to the per-message path. Equivalence is property-tested
+(tests/test_vector.py), so a replay writes the same bytes whichever path a batch takes.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..formats import MessageError, RegistryUnavailable
+from ..formats.txt import ALL, TxtParser
+from ..partitioning import HOUR_MS
+from ..schemas import cast_text_column
+
+_DIGITS = r"^-?[0-9]{1,18}$"
+
+
+@dataclasses.dataclass
+class VectorBatch:
+    n: int
+    hours: np.ndarray  # event hour per message (meaningful where good)
+    good: np.ndarray  # bool: the message is written
+    sizes: np.ndarray  # int64: bytes per record (line length; a Parquet row's input length)
+    bad: dict[int, str]  # index -> quarantine reason
+    joined: bytes | None = None  # text: every line, each followed by "\n"
+    starts: np.ndarray | None = None  # text: where line i starts in `joined`
+    table: pa.Table | None = None  # Parquet: one row per message (rows of bad messages are never written)
+
+    def chunk(self, a: int, b: int) -> bytes:
+        """Lines a..b-1 (consecutive messages), as one piece of the text file."""
+        end = int(self.starts[b]) if b < self.n else len(self.joined)
+        return self.joined[int(self.starts[a]):end]
+
+
+class VectorDecoder:
+    def __init__(self, parser: TxtParser, parse, lo_ms: int, hi_ms: int, schema: pa.Schema | None):
+        self.parser = parser
+        self.parse = parse  # the per-message parse (decode.Decoder.parse): for what the batch cannot decide
+        self.sep = parser.sep
+        self.idx = parser.spec.ts_index
+        self.mult = parser.spec.mult
+        self.lo_ms, self.hi_ms = lo_ms, hi_ms
+        self.schema = schema
+
+    @classmethod
+    def for_parser(cls, parser, parse, lo_ms: int, hi_ms: int, schema: pa.Schema | None = None,
+                   line_breaks: str = "quarantine") -> "VectorDecoder | None":
+        """A vector decoder when the descriptor is one it handles exactly: `txt` keeping every field (msg absent),
+        a one-byte separator and a timestamp field (not the clock); text outputs that do not escape line breaks."""
+        if not isinstance(parser, TxtParser):
+            return None
+        spec = parser.spec
+        if spec.kind != ALL or len(parser.sep) != 1 or spec.ts_index < 0:
+            return None
+        if schema is None and line_breaks != "quarantine":
+            return None
+        return cls(parser, parse, lo_ms, hi_ms, schema)
+
+    def decode(self, values: list) -> VectorBatch | None:
+        n = len(values)
+        if n < 64:
+            return None  # not worth it
+        try:
+            raw = pa.array(values, pa.binary())
+        except (pa.ArrowException, TypeError):
+            return None
+        if raw.null_count:
+            return None
+        if self.schema is None:
+            joined = b"\n".join(values) + b"\n"
+            if joined.count(b"\n") != n or b"\r" in joined:
+                return None  # a line break inside a message: the per-message path quarantines it exactly
+            lens = np.frombuffer(raw.buffers()[1], dtype=np.int32, count=n + 1, offset=raw.offset * 4)
+            lens = np.diff(lens).astype(np.int64)
+            sizes = lens + 1
+            starts = np.zeros(n, dtype=np.int64)
+            np.cumsum(sizes[:-1], out=starts[1:])
+            text = None
+        else:
+            try:
+                text = raw.cast(pa.string())  # Parquet columns are text: valid UTF-8 only
+            except pa.ArrowException:
+                return None
+            offs = np.frombuffer(raw.buffers()[1], dtype=np.int32, count=n + 1, offset=raw.offset * 4)
+            sizes = np.diff(offs).astype(np.int64)
+            joined = starts = None
+        ts, bad = self._timestamps(raw, values)
+        good = np.ones(n, dtype=bool)
+        for i in bad:
+            good[i] = False
+        out_of_window = good & ((ts < self.lo_ms) | (ts > self.hi_ms))
+        for i in np.flatnonzero(out_of_window).tolist():
+            bad[i] = self._reason(values[i]) or self.window_reason(int(ts[i]))
+        good &= ~out_of_window
+        hours = np.floor_divide(ts, HOUR_MS)
+        batch = VectorBatch(n, hours, good, sizes, bad, joined, starts)
+        if self.schema is not None:
+            table = self._table(text, good)
+            if table is None:
+                return None
+            batch.table = table
+        return batch
+
+    def _reason(self, value: bytes) -> str | None:
+        """For Parquet a row's conversion is checked before its window (as decode.py, then route.py do)."""
+        if self.schema is None:
+            return None
+        try:
+            self.parse(value)
+        except MessageError as e:
+            return str(e)
+        return None
+
+    def window_reason(self, t: int) -> str:  # the words of route.Router
+        return f"timestamp {t} outside the accepted window [{self.lo_ms}, {self.hi_ms}] (see :writer :allow-all-ts)"
+
+    def _timestamps(self, raw: pa.Array, values: list) -> tuple[np.ndarray, dict[int, str]]:
+        """Event ms per message; messages whose field is not plain digits go through the per-message parser."""
+        idx = self.idx
+        parts = pc.split_pattern(raw, self.sep, max_splits=idx + 1)
+        lens = pc.list_value_length(parts).to_numpy(zero_copy_only=False)
+        ok = lens > idx
+        field = pc.list_element(pc.if_else(pa.array(ok), parts, pa.scalar([b"0"] * (idx + 1), parts.type)), idx)
+        try:
+            field = field.cast(pa.string())
+        except pa.ArrowException:  # not UTF-8: every timestamp goes through the per-message parser
+            field = None
+        if field is not None:
+            digits = pc.match_substring_regex(field, _DIGITS).to_numpy(zero_copy_only=False)
+            ok &= digits
+            ints = pc.if_else(pa.array(ok), field, "0").cast(pa.int64()).to_numpy()
+            ts = ints * self.mult
+        else:
+            ts = np.zeros(len(values), dtype=np.int64)
+            ok[:] = False
+        bad: dict[int, str] = {}
+        for i in np.flatnonzero(~ok).tolist():  # the per-message parser decides these (and words any error)
+            try:
+                t, _ = self.parse(values[i])
+                if self.lo_ms <= t <= self.hi_ms:
+                    ts[i] = t
+                else:  # (it may not even fit an int64)
+                    bad[i] = self.window_reason(t)
+            except MessageError as e:
+                bad[i] = str(e)
+            except RegistryUnavailable:
+                raise
+            except Exception as e:  # noqa: BLE001 - as decode.py: a parser bug must not take the batch down
+                bad[i] = f"{type(e).__name__}: {e}"
+        return ts, bad
+
+    def _table(self, text: pa.Array, good: np.ndarray) -> pa.Table | None:
+        """The typed columns of the batch, or None when the per-message path must decide (a field count other
+        than the schema's, or a value Arrow would not convert exactly as schemas.RowConverter does)."""
+        ncols = len(self.schema)
+        fields = pc.split_pattern(text, self.sep.decode("utf-8"))
+        counts = pc.list_value_length(fields).to_numpy(zero_copy_only=False)
+        if not (counts[good] == ncols).all():
+            return None
+        fields = pc.if_else(pa.array(good), fields, pa.scalar([""] * ncols, fields.type))
+        flat = fields.flatten()
+        n = len(text)
+        columns = []
+        for j, f in enumerate(self.schema):
+            col = flat.take(pa.array(np.arange(j, n * ncols, ncols)))
+            arr = cast_text_column(col, f.type, keep=good)
+            if arr is None:
+                return None
+            columns.append(arr)
+        return pa.Table.from_arrays(columns, schema=self.schema)
+
+
+def runs(hours: np.ndarray, good: np.ndarray) -> list[tuple[int, int]]:
+    """[a, b) spans of consecutive messages that are all good and of one hour, or all not good."""
+    n = len(hours)
+    key = np.where(good, hours, np.iinfo(np.int64).min)
+    change = np.flatnonzero((key[1:] != key[:-1]) | (good[1:] != good[:-1])) + 1
+    bounds = [0, *change.tolist(), n]
+    return list(zip(bounds[:-1], bounds[1:]))
