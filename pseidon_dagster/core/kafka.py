@@ -27,9 +27,11 @@ class KafkaSource:
     def consumer_config(self, **extra: Any) -> dict[str, Any]:
         conf: dict[str, Any] = {
             "bootstrap.servers": self.settings.bootstrap_servers,
-            "fetch.max.bytes": 52_428_800,
-            "max.partition.fetch.bytes": 10_485_760,
+            # Prefetch: big fetches, up to 200,000 messages or 32 MiB queued ahead of the run (bounded memory).
+            "fetch.max.bytes": 32 << 20,
+            "max.partition.fetch.bytes": 4 << 20,
             "queued.min.messages": 200_000,
+            "queued.max.messages.kbytes": 16 << 10,
             "fetch.wait.max.ms": 100,
             "socket.timeout.ms": int(self.settings.kafka_timeout_s * 1000),
             "api.version.request.timeout.ms": int(self.settings.kafka_timeout_s * 1000),

@@ -43,7 +43,7 @@ from .ingest.decode import Decoder
 from .ingest.plan import resolved_root
 from .ingest.read import RangeReader
 from .ingest.route import Router
-from .ingest.run import parquet_schema
+from .ingest.run import parquet_schema, row_group_bytes
 from .ingest.sink import Sink
 from .kafka import KafkaSource
 from .lease import Lease, new_owner
@@ -289,7 +289,8 @@ class Rebuilder:
 
         if rows:
             data = Sink("data", self.data_root, spec.log, spec.log_partition, spec.hourly, "parquet",
-                        lambda stream: ParquetFile(stream, schema, w.parquet_codec, w.parquet_block_size), token, noop,
+                        lambda stream: ParquetFile(stream, schema, w.parquet_codec, row_group_bytes(
+                            {"parquet_block_size": w.parquet_block_size, "max_open_files": w.max_open_files})), token, noop,
                         rows=True, directory_of=fresh.get)
         else:
             codec = spec.output_format

@@ -97,6 +97,7 @@ def params_for(settings: Settings, spec: LogSpec, created_ms: int, partitions: i
         "data_root": resolved_root(settings, spec.base_partition),
         "quarantine_root": resolved_root(settings, spec.quarantine),
         "rollover_size": w.rollover_size, "max_open_files": w.max_open_files,
+        "parquet_block_size": w.parquet_block_size,
         "open_per_partition": open_per_partition(w.max_open_files, partitions),
         "ts_lo_ms": lo, "ts_hi_ms": hi,
         "line_breaks": getattr(w, "line_breaks", QUARANTINE),

@@ -3,6 +3,7 @@ nothing committed to Kafka), yielding each consume() batch as per-partition runs
 partition at the end of its range."""
 from __future__ import annotations
 
+import itertools
 import time
 from typing import Iterator
 
@@ -46,23 +47,18 @@ class RangeReader:
                             f"{sorted(self.remaining)} (planned up to {self.ends}); nothing was committed")
                     continue
                 idle_since = time.monotonic()
-                run: list = []
-                cur = -1
-                for m in msgs:
-                    if m.error() is not None:  # end of partition (or an error): after the messages before it
-                        if run:
-                            yield from self._emit(cur, run, consumer)
-                        run, cur = [], -1
-                        self._event(m, consumer)
-                        continue
-                    p = m.partition()
-                    if p != cur:
-                        if run:
-                            yield from self._emit(cur, run, consumer)
-                        run, cur = [], p
-                    run.append(m)
-                if run:
-                    yield from self._emit(cur, run, consumer)
+                events = [m for m in msgs if m.error() is not None]
+                if events:  # ends of partitions (or errors): handled after every message of the batch
+                    msgs = [m for m in msgs if m.error() is None]
+                if msgs:
+                    parts = [m.partition() for m in msgs]
+                    if parts.count(parts[0]) == len(parts):  # the common case: one partition's run
+                        yield from self._emit(parts[0], msgs, consumer)
+                    else:
+                        for p, group in itertools.groupby(zip(parts, msgs), key=lambda pm: pm[0]):
+                            yield from self._emit(p, [m for _, m in group], consumer)
+                for m in events:
+                    self._event(m, consumer)
         finally:
             consumer.close()
 

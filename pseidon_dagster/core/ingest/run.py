@@ -230,7 +230,7 @@ class Ingestor:
             schema = frozen_schema(params) or self._schema()
             decoder = Decoder.for_rows(parser, RowConverter(schema))
             data = Sink("data", params["data_root"], topic, spec.log_partition, spec.hourly, "parquet",
-                        lambda stream: ParquetFile(stream, schema, w.parquet_codec, w.parquet_block_size), lease.token,
+                        lambda stream: ParquetFile(stream, schema, w.parquet_codec, row_group_bytes(params)), lease.token,
                         record, rows=True, flush_bytes=FLUSH_BYTES)
         else:
             decoder = Decoder.for_text(parser)
@@ -319,6 +319,17 @@ def _quarantine_line(log_name: str, p: int, m, reason: str, read_at_ms: int) -> 
         "error": reason, "read_at_ms": read_at_ms,
         "raw_base64": base64.b64encode(raw).decode("ascii") if raw is not None else None,
     }, sort_keys=True).encode() + b"\n"
+
+
+PARQUET_MEMORY = 96 << 20  # what the row groups being gathered may hold together, at most
+
+
+def row_group_bytes(params: dict) -> int:
+    """Input bytes per Parquet row group: :parquet-block-size, or less so that the files a run may have open
+    together (:max-open-files) gather at most PARQUET_MEMORY -- decided from the plan, so a replay cuts row groups
+    where its first attempt did."""
+    block = params.get("parquet_block_size", 20_971_520)  # (plans of earlier versions do not hold it)
+    return max(1 << 20, min(block, PARQUET_MEMORY // max(1, params["max_open_files"])))
 
 
 def parquet_schema(settings: Settings, spec: LogSpec):

@@ -20,7 +20,7 @@ from ..storage import Storage
 FLUSH_BYTES = 1 << 20  # a text file's records are compressed and written at this size
 # What all open files of a run may buffer together before every buffer is flushed. Parquet rows are Python tuples
 # until flushed (several times their input size), hence the lower bound.
-MAX_BUFFERED_TEXT = 64 << 20
+MAX_BUFFERED_TEXT = 32 << 20
 MAX_BUFFERED_ROWS = 16 << 20
 
 

@@ -73,26 +73,30 @@ class VectorDecoder:
         n = len(values)
         if n < 64:
             return None  # not worth it
-        try:
-            raw = pa.array(values, pa.binary())
-        except (pa.ArrowException, TypeError):
-            return None
-        if raw.null_count:
-            return None
         if self.schema is None:
-            joined = b"\n".join(values) + b"\n"
-            if joined.count(b"\n") != n or b"\r" in joined:
+            try:
+                joined = b"\n".join(values) + b"\n"
+            except TypeError:  # a null value (tombstone)
+                return None
+            data = np.frombuffer(joined, dtype=np.uint8)
+            ends = np.flatnonzero(data == 10)
+            if len(ends) != n or np.count_nonzero(data == 13):
                 return None  # a line break inside a message: the per-message path quarantines it exactly
-            lens = np.frombuffer(raw.buffers()[1], dtype=np.int32, count=n + 1, offset=raw.offset * 4)
-            lens = np.diff(lens).astype(np.int64)
-            sizes = lens + 1
-            starts = np.zeros(n, dtype=np.int64)
-            np.cumsum(sizes[:-1], out=starts[1:])
+            starts = np.empty(n, dtype=np.int64)
+            starts[0] = 0
+            starts[1:] = ends[:-1] + 1
+            sizes = ends - starts + 1
             text = None
+            # the lines as an Arrow binary array over the same buffer (each value keeps its "\n"): no copy
+            offsets = np.append(starts, len(joined)).astype(np.int32)
+            raw = pa.Array.from_buffers(pa.binary(), n, [None, pa.py_buffer(offsets), pa.py_buffer(joined)])
         else:
             try:
+                raw = pa.array(values, pa.binary())
                 text = raw.cast(pa.string())  # Parquet columns are text: valid UTF-8 only
-            except pa.ArrowException:
+            except (pa.ArrowException, TypeError):
+                return None
+            if raw.null_count:
                 return None
             offs = np.frombuffer(raw.buffers()[1], dtype=np.int32, count=n + 1, offset=raw.offset * 4)
             sizes = np.diff(offs).astype(np.int64)
@@ -128,24 +132,29 @@ class VectorDecoder:
         return f"timestamp {t} outside the accepted window [{self.lo_ms}, {self.hi_ms}] (see :writer :allow-all-ts)"
 
     def _timestamps(self, raw: pa.Array, values: list) -> tuple[np.ndarray, dict[int, str]]:
-        """Event ms per message; messages whose field is not plain digits go through the per-message parser."""
-        idx = self.idx
+        """Event ms per message: the timestamp field split and cast by Arrow where it is a plain integer (what
+        Arrow casts, Python's int() reads the same), the per-message parser for the others (ISO dates, missing
+        fields, their exact errors)."""
+        idx, n = self.idx, len(values)
         parts = pc.split_pattern(raw, self.sep, max_splits=idx + 1)
-        lens = pc.list_value_length(parts).to_numpy(zero_copy_only=False)
-        ok = lens > idx
-        field = pc.list_element(pc.if_else(pa.array(ok), parts, pa.scalar([b"0"] * (idx + 1), parts.type)), idx)
+        ok = np.ones(n, dtype=bool)
+        if idx:
+            ok = pc.list_value_length(parts).to_numpy(zero_copy_only=False) > idx
+            if not ok.all():
+                parts = pc.if_else(pa.array(ok), parts, pa.scalar([b"0"] * (idx + 1), parts.type))
+        field = pc.list_element(parts, idx)
         try:
-            field = field.cast(pa.string())
-        except pa.ArrowException:  # not UTF-8: every timestamp goes through the per-message parser
-            field = None
-        if field is not None:
-            digits = pc.match_substring_regex(field, _DIGITS).to_numpy(zero_copy_only=False)
-            ok &= digits
-            ints = pc.if_else(pa.array(ok), field, "0").cast(pa.int64()).to_numpy()
-            ts = ints * self.mult
-        else:
-            ts = np.zeros(len(values), dtype=np.int64)
-            ok[:] = False
+            ints = field.cast(pa.string()).cast(pa.int64()).to_numpy()
+        except pa.ArrowException:  # some field is not an integer (or not UTF-8): find which
+            try:
+                text = field.cast(pa.string())
+                ok &= pc.fill_null(pc.match_substring_regex(text, _DIGITS), False).to_numpy(zero_copy_only=False)
+                ints = pc.if_else(pa.array(ok), text, "0").cast(pa.int64()).to_numpy()
+            except pa.ArrowException:
+                ok[:] = False
+                ints = np.zeros(n, dtype=np.int64)
+        ok &= np.abs(ints) <= 10 ** 15  # beyond year 9999 in ms, seconds * 1000 could overflow: per message
+        ts = np.where(ok, ints, 0) * self.mult
         bad: dict[int, str] = {}
         for i in np.flatnonzero(~ok).tolist():  # the per-message parser decides these (and words any error)
             try:
