@@ -17,6 +17,7 @@ Every class stops what it started in close(), which the fixtures call as finaliz
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -28,9 +29,23 @@ HOST = "127.0.0.1"
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
+    """A free port below the kernel's ephemeral range, so that no process's outgoing connection or random listening
+    port (Spark's driver picks one) can take it between now and the server's start, or while it is stopped."""
+    low = 32768
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        pass
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(max(1024, low - 12000), low)
+        with socket.socket() as s:
+            try:
+                s.bind((HOST, port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port below the ephemeral range")
 
 
 def port_open(port: int) -> bool:
@@ -246,7 +261,7 @@ class PrivateKafka:
         self.s3.stop(signal.SIGTERM, timeout=10)
 
 
-# --- Hive ---------------------------------------------------------------------------------------------------------------
+# --- Hive ---------------------------------------------------------------------------------------------------------
 
 class PrivateHive:
     def __init__(self, workdir: Path):

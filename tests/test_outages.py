@@ -35,7 +35,7 @@ from pseidon_dagster.defs.ingest.partitions import logs
 from pseidon_dagster.defs.ingest.resources import PseidonResource
 
 from .conftest import read_lines, write_conf
-from .private_servers import PrivateHive, PrivateKafka, PrivateMariaDB, PrivateRedis, port_open
+from .private_servers import PrivateHive, PrivateKafka, PrivateMariaDB, PrivateRedis
 from .test_dagster_run import JOB, materializations
 from .test_ingest import HOUR, add_log, make_messages
 
@@ -311,8 +311,10 @@ def test_mariadb_stopped_after_the_stage_op_fails_the_dagster_run_and_the_next_r
     assert stopped == [INGEST_OP] and not failed.success
     failures = step_failures(failed)
     print("MARIADB OUTAGE", failures)
-    assert list(failures) == [REGISTER_OP]  # the step (op) that failed
-    assert f"127.0.0.1:{private_mariadb.port}" in failures[REGISTER_OP], failures  # the server
+    assert list(failures) == [REGISTER_OP]  # the step (op) that failed ...
+    error = failures[REGISTER_OP]
+    assert f'op "{REGISTER_OP}"' in error and "read the row of log" in error, error  # ... named in the error
+    assert f"the pseidon_logs table at mysql+pymysql://root@127.0.0.1:{private_mariadb.port}/" in error, error
     assert offset_keys(store, topic) == before  # nothing committed
     plan = store.load_plan(topic)
     assert plan is not None and plan.ranges == {0: (100, 1100), 1: (100, 1100), 2: (100, 1100)}
@@ -378,12 +380,9 @@ def private_hive(_private_hive_server):
     info["thread"].join(240)
     if "error" in info["started"]:
         raise info["started"]["error"]
-    server = info["server"]
     if info["thread"].is_alive():
         pytest.fail("the private Hive did not start within 240 s")
-    yield server
-    if not port_open(server.port):  # leave it running for the next test of the module, if any
-        server.start()
+    return info["server"]  # stopped by _private_hive_server at the end of the module
 
 
 @pytest.mark.hive
