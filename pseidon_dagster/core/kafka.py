@@ -60,7 +60,8 @@ class KafkaSource:
         try:
             md = c.list_topics(topic, timeout=self.settings.kafka_timeout_s)
         except KafkaException as e:
-            raise KafkaUnavailable(f"Kafka at {self.settings.bootstrap_servers} did not answer: {e}") from None
+            raise KafkaUnavailable(f"Kafka at {self.settings.bootstrap_servers} did not answer while reading the "
+                                   f"metadata of topic {topic!r}: {e}") from None
         finally:
             if consumer is None:
                 c.close()
@@ -68,7 +69,7 @@ class KafkaSource:
         if t is None or t.error is not None and t.error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
             raise TopicNotFound(f"topic {topic!r} does not exist on {self.settings.bootstrap_servers}")
         if t.error is not None:
-            raise KafkaUnavailable(f"topic {topic!r}: {t.error}")
+            raise KafkaUnavailable(f"Kafka at {self.settings.bootstrap_servers}: topic {topic!r}: {t.error}")
         return sorted(t.partitions)
 
     def watermarks(self, topic: str, partitions: list[int] | None = None,
@@ -82,9 +83,11 @@ class KafkaSource:
                     out[p] = c.get_watermark_offsets(TopicPartition(topic, p), timeout=self.settings.kafka_timeout_s,
                                                      cached=False)
                 except KafkaException as e:
-                    raise KafkaUnavailable(f"watermarks of {topic}[{p}]: {e}") from None
+                    raise KafkaUnavailable(f"Kafka at {self.settings.bootstrap_servers} did not answer while reading "
+                                           f"the watermarks of {topic}[{p}]: {e}") from None
                 if out[p] is None:
-                    raise KafkaUnavailable(f"watermarks of {topic}[{p}]: no answer from Kafka")
+                    raise KafkaUnavailable(f"Kafka at {self.settings.bootstrap_servers} did not answer while reading "
+                                           f"the watermarks of {topic}[{p}]")
             return out
         finally:
             if consumer is None:
@@ -99,6 +102,7 @@ class KafkaSource:
                                       timeout=self.settings.kafka_timeout_s)
             return {tp.partition: tp.offset for tp in res}
         except KafkaException as e:
-            raise KafkaUnavailable(f"offsets_for_times on {topic}: {e}") from None
+            raise KafkaUnavailable(f"Kafka at {self.settings.bootstrap_servers} did not answer while looking up "
+                                   f"offsets by time in {topic}: {e}") from None
         finally:
             c.close()

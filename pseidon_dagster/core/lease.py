@@ -23,7 +23,7 @@ from typing import Callable
 
 import redis
 
-from .offsets import LeaseLost, LockedError, OffsetStore
+from .offsets import LeaseLost, LockedError, OffsetStore, answering
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +102,8 @@ class Lease:
         deadline = time.monotonic() + wait_s
         told = 0.0
         while True:
-            answer = script(keys=keys, args=[owner, max(1000, int(ttl_s * 1000))])
+            with answering(store.r, f"take the lease of log {log!r}"):
+                answer = script(keys=keys, args=[owner, max(1000, int(ttl_s * 1000))])
             if int(answer[0]) == 1:
                 lease = cls(store, log, owner, int(answer[1]), ttl_s)
                 lease._start()

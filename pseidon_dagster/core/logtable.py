@@ -5,10 +5,11 @@ allow (confine): paths inside :data-dir/:allowed-roots, hive_url hosts in :hive 
 under :vault :row-prefixes. A row that fails is reported as a LogConfigError naming the log and the column."""
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import re
-from typing import Iterable
+from typing import Iterable, Iterator
 
 import sqlalchemy as sa
 
@@ -45,6 +46,21 @@ pseidon_logs = sa.Table(
 # world-writable, no place for the lake's rejected messages.
 DEFAULT_QUARANTINE = "quarantine"
 _TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
+
+
+class LogTableUnavailable(RuntimeError):
+    """The pseidon_logs database did not answer (refused, lost connection, timed out). The message names the server
+    (its URL without the password) and what was being read."""
+
+
+@contextlib.contextmanager
+def _answering(engine: sa.Engine, what: str) -> Iterator[None]:
+    try:
+        yield
+    except (sa.exc.OperationalError, sa.exc.InterfaceError) as e:
+        where = engine.url.render_as_string(hide_password=True)
+        raise LogTableUnavailable(f"the pseidon_logs table at {where} is unavailable (while trying to {what}): "
+                                  f"{e.orig if e.orig is not None else e}") from e
 
 
 class LogConfigError(ValueError):
@@ -209,14 +225,15 @@ class LogTable:
         return cls(engine_for(settings.etl_db_url), settings)
 
     def rows(self, group: str | None = None, enabled_only: bool = True) -> list[dict]:
-        t = _reflect(self.engine)
-        q = sa.select(t)
-        if group is not None:
-            q = q.where(t.c.log_group == group)
-        if enabled_only:
-            q = q.where(t.c.enabled == 1)
-        with self.engine.connect() as c:
-            return [dict(r._mapping) for r in c.execute(q.order_by(t.c.log))]
+        with _answering(self.engine, "read the rows" + (f" of log_group {group!r}" if group is not None else "")):
+            t = _reflect(self.engine)
+            q = sa.select(t)
+            if group is not None:
+                q = q.where(t.c.log_group == group)
+            if enabled_only:
+                q = q.where(t.c.enabled == 1)
+            with self.engine.connect() as c:
+                return [dict(r._mapping) for r in c.execute(q.order_by(t.c.log))]
 
     def logs(self, group: str) -> tuple[list[LogSpec], list[LogConfigError]]:
         """Enabled logs of this :etl-group; rows that fail validation come back as errors, not exceptions."""
@@ -229,9 +246,10 @@ class LogTable:
         return good, bad
 
     def get(self, log: str, group: str | None = None) -> LogSpec:
-        t = _reflect(self.engine)
-        with self.engine.connect() as c:
-            row = c.execute(sa.select(t).where(t.c.log == log)).first()
+        with _answering(self.engine, f"read the row of log {log!r}"):
+            t = _reflect(self.engine)
+            with self.engine.connect() as c:
+                row = c.execute(sa.select(t).where(t.c.log == log)).first()
         if row is None:
             raise LookupError(f"no pseidon_logs row for log {log!r}")
         d = dict(row._mapping)

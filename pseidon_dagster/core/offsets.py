@@ -18,9 +18,10 @@ the same atomic step. Offsets only move forward on commit.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator
 
 import redis
 
@@ -30,7 +31,8 @@ from .model import IngestResult, Plan
 if TYPE_CHECKING:
     from .lease import Lease
 
-__all__ = ["OffsetStore", "OffsetError", "LockedError", "LeaseLost", "Plan", "connect", "now_ms", "start_offset"]
+__all__ = ["OffsetStore", "OffsetError", "LockedError", "LeaseLost", "Plan", "RedisUnavailable", "connect", "now_ms",
+           "start_offset"]
 
 UNREPORTED_KEEP = 50
 
@@ -46,6 +48,22 @@ class LockedError(RuntimeError):
 class LeaseLost(RuntimeError):
     """This run no longer holds the log's lease (it expired or another run took it): it must stop, and nothing it
     does from here on is committed."""
+
+
+class RedisUnavailable(redis.ConnectionError):
+    """Redis did not answer (refused, reset, timed out) while a run needed it. The message names the server and the
+    step; a redis.ConnectionError, so callers that handle Redis errors handle it as before."""
+
+
+@contextlib.contextmanager
+def answering(client, what: str) -> Iterator[None]:
+    """Turn a connection error or timeout of CLIENT into RedisUnavailable naming the server and WHAT was being done."""
+    try:
+        yield
+    except RedisUnavailable:
+        raise
+    except (redis.ConnectionError, redis.TimeoutError) as e:
+        raise RedisUnavailable(f"{redis_where(client)} did not answer while trying to {what}: {e}") from e
 
 
 def start_offset(stored: int | None, low: int, high: int, use_earliest: bool) -> int:
@@ -190,7 +208,8 @@ class OffsetStore:
         if not partitions:
             return {}
         keys = [self.offset_key(topic, p) for p in partitions]
-        values = self.r.mget(keys) if not self.cluster else [self.r.get(k) for k in keys]
+        with answering(self.r, f"read the stored offsets of {topic}"):
+            values = self.r.mget(keys) if not self.cluster else [self.r.get(k) for k in keys]
         out: dict[int, int | None] = {}
         for p, key, v in zip(partitions, keys, values):
             if v is None:
@@ -204,8 +223,9 @@ class OffsetStore:
 
     def set(self, topic: str, offsets: dict[int, int]) -> None:
         """Set offsets as they are (offsets reset; first sight of a partition). Commits go through commit()."""
-        for p, o in sorted(offsets.items()):
-            self.r.set(self.offset_key(topic, p), int(o))
+        with answering(self.r, f"store the offsets of {topic}"):
+            for p, o in sorted(offsets.items()):
+                self.r.set(self.offset_key(topic, p), int(o))
 
     def all_offsets(self, topic: str) -> dict[int, int]:
         prefix = self.offset_key(topic, 0)[:-1]
@@ -218,13 +238,15 @@ class OffsetStore:
 
     def has_offsets(self, topic: str) -> bool:
         prefix = self.offset_key(topic, 0)[:-1]
-        return any(k[len(prefix):].isdigit() for k in self.r.scan_iter(match=f"{prefix}*", count=1000))
+        with answering(self.r, f"read the stored offsets of {topic}"):
+            return any(k[len(prefix):].isdigit() for k in self.r.scan_iter(match=f"{prefix}*", count=1000))
 
     # plans ----------------------------------------------------------------------------------------------------
     def load_plan(self, topic: str) -> Plan | None:
-        raw = self.r.get(self.plan_key(topic))
-        if raw is None:  # a plan stored by a version before the lease keys
-            raw = self.r.get(self.legacy_plan_key(topic))
+        with answering(self.r, f"read the stored plan of {topic}"):
+            raw = self.r.get(self.plan_key(topic))
+            if raw is None:  # a plan stored by a version before the lease keys
+                raw = self.r.get(self.legacy_plan_key(topic))
         return Plan.from_json(raw) if raw else None
 
     def save_plan(self, plan: Plan, lease: "Lease") -> None:
@@ -246,7 +268,9 @@ class OffsetStore:
     def manifest(self, topic: str) -> tuple[set[str], set[str]]:
         """(temporary paths, final paths) recorded by every attempt of the plan in flight."""
         temps, finals = set(), set()
-        for e in self.r.smembers(self.manifest_key(topic)):
+        with answering(self.r, f"read the manifest of {topic}'s published files"):
+            entries = self.r.smembers(self.manifest_key(topic))
+        for e in entries:
             (temps if e.startswith("t:") else finals).add(e[2:])
         return temps, finals
 
@@ -256,7 +280,8 @@ class OffsetStore:
                      "record the staged files")
 
     def load_staged(self, topic: str, plan_id: str | None = None) -> IngestResult | None:
-        raw = self.r.get(self.staged_key(topic))
+        with answering(self.r, f"read the staged files of {topic}"):
+            raw = self.r.get(self.staged_key(topic))
         if raw is None:
             return None
         result = IngestResult.from_record(raw)
@@ -266,6 +291,10 @@ class OffsetStore:
     def commit(self, plan: Plan, result: IngestResult, lease: "Lease") -> None:
         """Store each partition's end offset, clear the plan and its state and queue the result for reporting, if
         and only if this run still holds the lease and the plan is still the stored one."""
+        with answering(self.r, f"commit the offsets of plan {plan.plan_id}"):
+            self._commit_plan(plan, result, lease)
+
+    def _commit_plan(self, plan: Plan, result: IngestResult, lease: "Lease") -> None:
         topic = plan.log
         parts = sorted(plan.ranges)
         record = result.to_record()
@@ -339,7 +368,8 @@ class OffsetStore:
 
     # ------------------------------------------------------------------------------------------------------------
     def _fenced(self, script, lease: "Lease", keys: list[str], args: list, what: str) -> None:
-        answer = script(keys=[self.lease_key(lease.log), *keys], args=[lease.value, *args])
+        with answering(self.r, what):
+            answer = script(keys=[self.lease_key(lease.log), *keys], args=[lease.value, *args])
         if answer == 1:
             return
         lease.mark_lost(what)

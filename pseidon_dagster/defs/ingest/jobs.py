@@ -23,6 +23,7 @@ from pydantic import Field
 from ...core.catalog import create_table_for, partition_spec, partition_values, registrar_for
 from ...core.config import Settings
 from ...core.ingest import FileInfo, IngestError, IngestResult, Ingestor
+from ...core.lease import Lease
 from ...core.logtable import LogSpec
 from ...core.partitioning import hour_key, hour_start
 from .checks import file_detail, run_continuity, run_record_counts
@@ -251,9 +252,10 @@ def _step(context: dg.OpExecutionContext, pseidon: PseidonResource, staged: Stag
     """Run FN(ingestor, result, spec, session) on the staged result; on failure release the log's lease (nothing is
     committed, the stored plan stays for the retry)."""
     with pseidon.session() as s:
-        spec = s.table.get(staged.log, s.settings.etl_group)
-        ing = _ingestor(context, s, spec, before_commit)
+        ing = None
         try:
+            spec = s.table.get(staged.log, s.settings.etl_group)  # the row is re-read: it may fail (MariaDB down)
+            ing = _ingestor(context, s, spec, before_commit)
             result = None
             if staged.plan_id is not None:
                 result = s.store.load_staged(staged.log, staged.plan_id)
@@ -262,7 +264,12 @@ def _step(context: dg.OpExecutionContext, pseidon: PseidonResource, staged: Stag
                                       "(another run took over?); nothing committed")
             return fn(ing, result, spec, s)
         except BaseException:
-            ing.release()
+            if ing is not None:
+                ing.release()
+            else:  # failed before the Ingestor existed: release the lease the stage op left to this run
+                lease = Lease.held(s.store, staged.log, _owner(context))
+                if lease is not None:
+                    lease.release()
             raise
 
 

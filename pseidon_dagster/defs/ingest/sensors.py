@@ -11,6 +11,7 @@ import sqlalchemy as sa
 
 from ...core.kafka import KafkaUnavailable, TopicNotFound
 from ...core.lag import decide, measure, sensor_settings
+from ...core.logtable import LogTableUnavailable
 from ...core.offsets import OffsetError, now_ms, redis_where
 from .constants import INGEST_JOB, LAG_TAG, LOG_TAG, REASON_TAG, SENSOR
 from .partitions import logs
@@ -98,6 +99,8 @@ def evaluate(context: dg.SensorEvaluationContext, pseidon: PseidonResource) -> d
     with pseidon.session(settings) as s:
         try:
             specs, errors = s.table.logs(settings.etl_group)
+        except LogTableUnavailable as e:
+            raise SensorUnavailable(str(e)) from None
         except sa.exc.SQLAlchemyError as e:
             raise _fail("the pseidon_logs table", s.table.engine.url.render_as_string(hide_password=True), e) from None
         for err in errors:
