@@ -13,6 +13,7 @@ a decimal), spread over 6 event hours, in N partitions of a fresh tansu broker. 
   gzip / parquet `pseidon-dagster ingest` of a log writing gzip text / typed Parquet (12 columns from a schema file):
                  plan, read, parse, route by hour, write, fsync, publish, commit
   ... x2         the same with :ingest-workers 2 (the run's Kafka partitions split over two processes)
+  gzip nofsync   gzip with :writer {:fsync false}: what durability (fsync before the commit) costs
 
 Figures: messages/s, MB/s of message payload, ratio to bare-read, CPU seconds (user+sys of the process and its
 children), peak RSS of the largest process.
@@ -144,12 +145,13 @@ def _produce(bootstrap, topic, batch):
     p.flush(60)
 
 
-def write_conf(tmp: Path, stack: Stack, db: str, group: str, data: Path, workers: int) -> Path:
+def write_conf(tmp: Path, stack: Stack, db: str, group: str, data: Path, workers: int, fsync: bool = True) -> Path:
     conf = tmp / f"{group}.edn"
     conf.write_text(
         f'{{:etl-db-host "sqlite:///{db}" :etl-group "{group}" :kafka-brokers "{stack.bootstrap}" '
         f':kafka-use-earliest true :redis-conf {{:host "127.0.0.1:{stack.redis_port}"}} :data-dir "{data}" '
-        f':schema-dir "{tmp / "schemas"}" :ingest-workers {workers} :writer {{:allow-all-ts true}}}}')
+        f':schema-dir "{tmp / "schemas"}" :ingest-workers {workers} '
+        f':writer {{:allow-all-ts true :fsync {"true" if fsync else "false"}}}}}')
     return conf
 
 
@@ -158,7 +160,7 @@ def main() -> int:
     ap.add_argument("--messages", type=int, default=1_000_000)
     ap.add_argument("--partitions", type=int, default=4)
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--paths", default="bare-read,gzip,parquet,gzip x2,parquet x2")
+    ap.add_argument("--paths", default="bare-read,gzip,parquet,gzip x2,parquet x2,gzip nofsync")
     ap.add_argument("--backlog", type=int, default=0, help="also measure peak RSS on a backlog of this many messages")
     ap.add_argument("--json", help="write the results here too")
     args = ap.parse_args()
@@ -214,10 +216,10 @@ def run(args, tmp: Path, stack: Stack) -> int:
             if path == "bare-read":
                 m = measure([py, "-c", BARE, stack.bootstrap, f"{topic}-gzip", str(parts), str(n)])
             else:
-                out, _, workers = path.partition(" x")
+                out, _, workers = path.replace(" nofsync", "").partition(" x")
                 stack.flush()  # every run starts with no offsets: it ingests all n messages
                 data = tmp / f"data-{r}-{out}-{workers or 1}"
-                conf = write_conf(tmp, stack, db, "bench", data, int(workers or 1))
+                conf = write_conf(tmp, stack, db, "bench", data, int(workers or 1), fsync="nofsync" not in path)
                 m = measure([py, "-m", "pseidon_dagster.cli", "ingest", f"{topic}-{out}", "--config", str(conf)])
                 summary = json.loads(m["stdout"].strip().splitlines()[-1])
                 assert summary["written"] == n, summary

@@ -87,6 +87,7 @@ class WriterSettings:
     ts_window_back_ms: int = 30 * 24 * 3600 * 1000
     ts_window_ahead_ms: int = 3600 * 1000
     line_breaks: str = "quarantine"  # or "escape": what happens to a text line holding \n or \r
+    fsync: bool = True  # files and their directories are on stable storage before the offsets are committed
 
 
 @dataclasses.dataclass(frozen=True)
@@ -305,6 +306,8 @@ def _writer(value: Any) -> WriterSettings:
             out[ints[k]] = _int(f"writer :{k}", v, 1 if k in ("rollover-size", "max-open-files") else 0)
         elif k == "allow-all-ts":
             out["allow_all_ts"] = _bool("writer :allow-all-ts", v)
+        elif k == "fsync":
+            out["fsync"] = _bool("writer :fsync", v)
         elif k == "line-breaks":
             policy = _str("writer :line-breaks", v).lower()
             if policy not in ("quarantine", "escape"):

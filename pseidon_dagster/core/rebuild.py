@@ -43,7 +43,8 @@ from .ingest.decode import Decoder
 from .ingest.plan import resolved_root
 from .ingest.read import RangeReader
 from .ingest.route import Router
-from .ingest.run import parquet_schema, row_group_bytes
+from .ingest.run import parquet_schema
+from .ingest.write import row_group_bytes
 from .ingest.sink import Sink
 from .kafka import KafkaSource
 from .lease import Lease, new_owner

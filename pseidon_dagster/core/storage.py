@@ -27,8 +27,9 @@ _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 class LocalOutput:
     """A local file being written, without a file descriptor held between writes."""
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, sync: bool = True):
         self.path = path
+        self.sync = sync
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, FILE_MODE)
         os.close(fd)
         self._buf = bytearray()
@@ -63,7 +64,7 @@ class LocalOutput:
 
     def close(self) -> None:
         if not self.closed:
-            self._append(sync=True)
+            self._append(sync=self.sync)
             self.closed = True
 
     # what pyarrow's PythonFile wrapper asks of a file object
@@ -81,6 +82,7 @@ class Storage:
     def __init__(self, fs: pafs.FileSystem, local: bool, prefix: str = ""):
         self.fs = fs
         self.local = local
+        self.sync = True  # fsync files before they are renamed and directories after (:writer :fsync)
         self.prefix = prefix  # scheme://authority of a remote filesystem, so a path can be made a URI again
 
     @classmethod
@@ -112,7 +114,7 @@ class Storage:
     def open_output(self, path: str):
         """A new file at PATH (a temporary name); fails if PATH exists."""
         if self.local:
-            return LocalOutput(path)
+            return LocalOutput(path, self.sync)
         return self.fs.open_output_stream(path, compression=None, buffer_size=None)
 
     def publish(self, tmp: str, final: str) -> None:
@@ -124,7 +126,7 @@ class Storage:
     def sync_dirs(self, dirs) -> None:
         """fsync directories, so the renames in them survive a power loss (local disk; remote stores are durable
         when a write completes)."""
-        if not self.local:
+        if not self.local or not self.sync:
             return
         for d in sorted(set(dirs)):
             fd = os.open(d, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))

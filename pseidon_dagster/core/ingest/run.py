@@ -14,8 +14,6 @@ Exactly-once files:
 """
 from __future__ import annotations
 
-import base64
-import json
 import logging
 import os
 import time
@@ -23,23 +21,15 @@ from typing import Callable
 
 from .. import failpoints
 from ..config import Settings
-from ..formats import build_parser
 from ..kafka import KafkaSource, KafkaUnavailable
 from ..lease import Lease, new_owner
 from ..logtable import LogSpec
-from ..model import QUARANTINE_EXT, Counts, IngestResult, Plan
+from ..model import IngestResult, Plan
 from ..offsets import LeaseLost, OffsetStore
-from ..partitioning import HOUR_MS
-from ..schemas import RowConverter, load_schema_file
+from ..schemas import load_schema_file
 from ..storage import Storage
-from ..writers import EXTENSIONS, ParquetFile, open_text
-from .decode import Decoder
 from .plan import FROZEN_ROW_FIELDS, IngestError, Planner, frozen_schema, frozen_spec
-from .read import RangeReader
-from .route import Router
-from .segment import CutRules, SegmentWriter
-from .vector import VectorDecoder
-from .sink import FLUSH_BYTES, Sink
+from .write import write_plan
 
 log = logging.getLogger(__name__)
 
@@ -215,76 +205,12 @@ class Ingestor:
         return parquet_schema(self.settings, self.spec) if self.spec.output_format == "parquet" else None
 
     def _write(self, plan: Plan, result: IngestResult, lease: Lease) -> None:
-        s, params = self.settings, plan.params
-        spec = result.spec
-        parser = build_parser(spec.format, schema_registry_url=s.avro_schema_registry_url,
-                              now_ms=lambda: plan.created_ms)
-        rows = spec.output_format == "parquet"
-        w = s.writer
-        topic = spec.topic
-
-        def record(temps=(), finals=()):
-            self.store.record_paths(topic, lease, temps=list(temps), finals=list(finals))
-
-        if rows:
-            schema = frozen_schema(params) or self._schema()
-            decoder = Decoder.for_rows(parser, RowConverter(schema))
-            data = Sink("data", params["data_root"], topic, spec.log_partition, spec.hourly, "parquet",
-                        lambda stream: ParquetFile(stream, schema, w.parquet_codec, row_group_bytes(params)), lease.token,
-                        record, rows=True, flush_bytes=FLUSH_BYTES)
-        else:
-            decoder = Decoder.for_text(parser)
-            codec = spec.output_format
-            data = Sink("data", params["data_root"], topic, spec.log_partition, spec.hourly, EXTENSIONS[codec],
-                        lambda stream: open_text(stream, codec, w.gzip_level, w.zstd_level), lease.token, record)
-        quarantine = Sink("quarantine", params["quarantine_root"], topic, spec.log_partition, spec.hourly,
-                          QUARANTINE_EXT, lambda stream: open_text(stream, "gzip", w.gzip_level), lease.token,
-                          record)
-        router = Router(params["ts_lo_ms"], params["ts_hi_ms"], text=not rows,
-                        line_breaks=params.get("line_breaks", "quarantine"))
-        vector = VectorDecoder.for_parser(parser, decoder.parse, params["ts_lo_ms"], params["ts_hi_ms"],
-                                          schema if rows else None, params.get("line_breaks", "quarantine"))
-        rules = CutRules(params["rollover_size"], params.get("open_per_partition", params["max_open_files"]))
-        writer = SegmentWriter(rules, data, quarantine, {p: st for p, (st, e) in plan.ranges.items() if e > st},
-                               plan.created_ms // HOUR_MS)
-        reader = RangeReader(self.kafka, topic, plan.ranges, batch_size=s.kafka_batch_size,
-                             idle_timeout_s=s.kafka_timeout_s, check=lease.check)
-        counts = Counts()
-        reasons: dict[str, int] = {}
-        try:
-            for p, msgs in reader.runs():
-                values = [m.value() for m in msgs]
-
-                def quarantine_record(i: int, reason: str, msgs=msgs, p=p) -> bytes:
-                    m = msgs[i]
-                    key = reason.split(":")[0][:80]
-                    reasons[key] = reasons.get(key, 0) + 1
-                    return _quarantine_line(spec.log, p, m, reason, plan.created_ms)
-
-                batch = vector.decode(values) if vector is not None else None
-                if batch is not None:  # the whole batch at once (ingest/vector.py)
-                    writer.add_runs(p, msgs, batch, quarantine_record)
-                    bad = batch.bad
-                else:  # message by message
-                    ts, out, sizes, bad = decoder.decode(values)
-                    hours = router.route(ts, out, sizes, bad)
-                    writer.add(p, [m.offset() for m in msgs], hours, out, sizes, bad, quarantine_record)
-                    counts.filtered += sum(1 for v in values if v is None)
-                data.flush_all_if_over()
-                counts.read += len(values)
-                counts.quarantined += len(bad)
-            lease.check()
-            files = writer.finish({p: e for p, (st, e) in plan.ranges.items() if e > st})
-            data.sync()
-            quarantine.sync()
-        except BaseException:
-            data.abort()
-            quarantine.abort()
-            raise
-        counts.written = counts.read - counts.filtered - counts.quarantined
-        result.set_counts(counts)
-        result.quarantine_reasons = reasons
-        result.files = files
+        schema = (frozen_schema(plan.params) or self._schema()) if result.spec.output_format == "parquet" else None
+        out = write_plan(self.settings, result.spec, plan, schema, self.store, self.kafka, lease,
+                         self.settings.ingest_workers)
+        result.set_counts(out.counts)
+        result.quarantine_reasons = out.reasons
+        result.files = out.files
 
 
 _LOCAL = Storage.for_path("/")[0]
@@ -310,26 +236,6 @@ def discard_plan(store: OffsetStore, log_name: str) -> dict:
         log.warning("%s: dropped plan %s; files its attempts published stay in the lake: %s", log_name, plan.plan_id,
                     ", ".join(kept[:20]))
     return {"dropped_plan": plan.plan_id, "files_of_dropped_plan": kept}
-
-
-def _quarantine_line(log_name: str, p: int, m, reason: str, read_at_ms: int) -> bytes:
-    raw = m.value()
-    return json.dumps({
-        "log": log_name, "partition": p, "offset": m.offset(), "kafka_timestamp": m.timestamp()[1],
-        "error": reason, "read_at_ms": read_at_ms,
-        "raw_base64": base64.b64encode(raw).decode("ascii") if raw is not None else None,
-    }, sort_keys=True).encode() + b"\n"
-
-
-PARQUET_MEMORY = 96 << 20  # what the row groups being gathered may hold together, at most
-
-
-def row_group_bytes(params: dict) -> int:
-    """Input bytes per Parquet row group: :parquet-block-size, or less so that the files a run may have open
-    together (:max-open-files) gather at most PARQUET_MEMORY -- decided from the plan, so a replay cuts row groups
-    where its first attempt did."""
-    block = params.get("parquet_block_size", 20_971_520)  # (plans of earlier versions do not hold it)
-    return max(1 << 20, min(block, PARQUET_MEMORY // max(1, params["max_open_files"])))
 
 
 def parquet_schema(settings: Settings, spec: LogSpec):

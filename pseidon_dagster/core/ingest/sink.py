@@ -47,9 +47,10 @@ class Sink:
     def __init__(self, kind: str, root: str, log: str, log_partition: str, hourly: bool, ext: str,
                  open_writer: Callable, token: int, record_paths: Callable[..., None], *, rows: bool = False,
                  flush_bytes: int | None = None, max_buffered: int | None = None,
-                 directory_of: Callable[[int], str] | None = None):
+                 directory_of: Callable[[int], str] | None = None, fsync: bool = True):
         self.kind = kind
         self.storage, self.root = Storage.for_path(root)
+        self.storage.sync = fsync
         self.log = log
         self.log_partition = log_partition
         self.hourly = hourly
