@@ -138,6 +138,10 @@ class ParquetFile:
             if k >= n:
                 self._pending.append(table.slice(pos))
                 self._pending_bytes += int(cum[-1] - base)
+                if len(self._pending) >= 8:  # slices keep their whole batch alive: copy them into one table
+                    import pyarrow as pa
+
+                    self._pending = [pa.concat_tables(self._pending).combine_chunks()]
                 return
             self._pending.append(table.slice(pos, k + 1 - pos))
             self._write_group()

@@ -35,7 +35,7 @@ from .vector import VectorDecoder
 
 log = logging.getLogger(__name__)
 
-PARQUET_MEMORY = 96 << 20  # what the row groups being gathered may hold together, at most
+PARQUET_MEMORY = 48 << 20  # what the row groups being gathered may hold together, at most
 
 
 @dataclasses.dataclass
