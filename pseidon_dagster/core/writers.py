@@ -105,7 +105,8 @@ class ParquetFile:
         self.schema = schema
         self.row_group_bytes = max(1, row_group_bytes)
         self._w = pq.ParquetWriter(stream, schema, compression=None if codec == "none" else codec)
-        self._pending: list = []  # tables of the row group being gathered
+        self._pending: list = []  # tables of the row group being gathered (compact copies) ...
+        self._loose: list = []  # ... and the slices of batches added since
         self._pending_bytes = 0
 
     def write(self, rows: list[tuple], sizes=None) -> None:
@@ -136,24 +137,29 @@ class ParquetFile:
             need = self.row_group_bytes - self._pending_bytes + base
             k = int(np.searchsorted(cum, need, side="left"))
             if k >= n:
-                self._pending.append(table.slice(pos))
+                self._add(table.slice(pos))
                 self._pending_bytes += int(cum[-1] - base)
-                if len(self._pending) >= 8:  # slices keep their whole batch alive: copy them into one table
-                    import pyarrow as pa
-
-                    self._pending = [pa.concat_tables(self._pending).combine_chunks()]
                 return
-            self._pending.append(table.slice(pos, k + 1 - pos))
+            self._add(table.slice(pos, k + 1 - pos))
             self._write_group()
             base = int(cum[k])
             pos = k + 1
 
+    def _add(self, piece) -> None:
+        import pyarrow as pa
+
+        self._loose.append(piece)
+        if len(self._loose) >= 16:  # a slice keeps its whole batch alive: copy sixteen into one compact table
+            self._pending.append(pa.concat_tables(self._loose).combine_chunks())
+            self._loose = []
+
     def _write_group(self) -> None:
         import pyarrow as pa
 
-        if self._pending:
-            self._w.write_table(pa.concat_tables(self._pending), row_group_size=1 << 62)
-        self._pending, self._pending_bytes = [], 0
+        pieces = self._pending + self._loose
+        if pieces:
+            self._w.write_table(pa.concat_tables(pieces), row_group_size=1 << 62)
+        self._pending, self._loose, self._pending_bytes = [], [], 0
 
     def close(self) -> None:
         self._write_group()
