@@ -36,7 +36,13 @@ def cmd_ingest(args) -> int:
         from .core.catalog import registrar_for
 
         register = registrar_for(settings, spec)
-    result = ingest(settings, spec, _store(settings), register=register)
+    from .progress import Progress
+
+    progress = Progress(f"ingest {args.log}")
+    try:
+        result = ingest(settings, spec, _store(settings), register=register, progress=progress)
+    finally:
+        progress.close()
     print(result.to_json())
     return 0
 

@@ -43,7 +43,8 @@ class Ingestor:
     def __init__(self, settings: Settings, spec: LogSpec, store: OffsetStore, kafka: KafkaSource | None = None,
                  *, register: Callable[[IngestResult], list[str]] | None = None,
                  before_commit: Callable[[IngestResult], None] | None = None, owner: str | None = None,
-                 lock_token: str | None = None, notify: Callable[[str], None] | None = None):
+                 lock_token: str | None = None, notify: Callable[[str], None] | None = None,
+                 progress: Callable[[str, int, int], None] | None = None):
         self.settings = settings
         self.spec = spec
         self.store = store
@@ -52,6 +53,7 @@ class Ingestor:
         self.before_commit = before_commit
         self.owner = owner or lock_token or new_owner()
         self.notify = notify
+        self.progress = progress  # (what, done, total): messages read so far (one process; not with workers)
         self.lease: Lease | None = None
 
     # the lease ---------------------------------------------------------------------------------------------------
@@ -207,7 +209,7 @@ class Ingestor:
     def _write(self, plan: Plan, result: IngestResult, lease: Lease) -> None:
         schema = (frozen_schema(plan.params) or self._schema()) if result.spec.output_format == "parquet" else None
         out = write_plan(self.settings, result.spec, plan, schema, self.store, self.kafka, lease,
-                         self.settings.ingest_workers)
+                         self.settings.ingest_workers, self.progress)
         result.set_counts(out.counts)
         result.quarantine_reasons = out.reasons
         result.files = out.files

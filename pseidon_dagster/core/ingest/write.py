@@ -60,16 +60,16 @@ def row_group_bytes(params: dict) -> int:
 
 
 def write_plan(settings: Settings, spec: LogSpec, plan: Plan, schema, store: OffsetStore, kafka: KafkaSource,
-               lease: Lease, workers: int = 1) -> Written:
+               lease: Lease, workers: int = 1, progress=None) -> Written:
     active = sorted(p for p, (s, e) in plan.ranges.items() if e > s)
     groups = [g for g in (active[i::max(1, workers)] for i in range(max(1, workers))) if g]
     if len(groups) <= 1:
-        return write_ranges(settings, spec, plan, schema, store, kafka, lease, active)
+        return write_ranges(settings, spec, plan, schema, store, kafka, lease, active, progress)
     return _in_workers(settings, spec, plan, schema, lease, groups)
 
 
 def write_ranges(settings: Settings, spec: LogSpec, plan: Plan, schema, store: OffsetStore, kafka: KafkaSource,
-                 lease: Lease, partitions: list[int]) -> Written:
+                 lease: Lease, partitions: list[int], progress=None) -> Written:
     """Read PARTITIONS of the plan and write their files; every file published, nothing committed."""
     s, params = settings, plan.params
     parser = build_parser(spec.format, schema_registry_url=s.avro_schema_registry_url, now_ms=lambda: plan.created_ms)
@@ -106,6 +106,7 @@ def write_ranges(settings: Settings, spec: LogSpec, plan: Plan, schema, store: O
                          check=lease.check)
     counts = Counts()
     reasons: dict[str, int] = {}
+    total = sum(e - st for st, e in ranges.values())
     try:
         for p, msgs in reader.runs():
             values = [m.value() for m in msgs]
@@ -127,6 +128,8 @@ def write_ranges(settings: Settings, spec: LogSpec, plan: Plan, schema, store: O
             data.flush_all_if_over()
             counts.read += len(values)
             counts.quarantined += len(bad)
+            if progress is not None:
+                progress("read", counts.read, total)
         lease.check()
         files = writer.finish({p: e for p, (st, e) in ranges.items()})
         data.sync()
