@@ -123,6 +123,7 @@ def test_cli_ingest_prints_one_json_summary(settings, log_table, kafka, group, t
     assert summary["offsets"] == {"0": [0, 100], "1": [0, 100], "2": [0, 100]}
     assert summary["file_count"] == len(summary["files"]) > 0 and summary["bytes"] > 0
     assert summary["seconds"] > 0
+    assert f"ingest {topic}: read 300/300 (100%)" in out.stderr  # progress on stderr, the summary last on stdout
 
 
 def test_kafka_down_fails_cleanly_and_commits_nothing(settings, log_table, kafka, store, group):
