@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: install demo test ui bench services-up services-down clean
+.PHONY: install demo test ui bench bench-smoke services-up services-down clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,7 +27,11 @@ ui: $(STAMP)
 	  $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
 bench: $(STAMP)
-	$(BIN)/python bench/bench_ingest.py
+	mkdir -p var && $(BIN)/python bench/bench_ingest.py --json var/bench.json
+
+# A small run of the benchmark, so it cannot rot (CI runs it; the figures mean nothing at this size).
+bench-smoke: $(STAMP)
+	$(BIN)/python bench/bench_ingest.py --messages 20000 --rounds 1
 
 services-up: $(STAMP)
 	$(BIN)/pseidon-dagster services up
