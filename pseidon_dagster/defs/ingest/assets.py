@@ -7,7 +7,9 @@ the hours it wrote keeps the partitions true to the files.
 
 `lake_files` and `hive_table` also have a compute function, `rebuild_hours` (backfill.py): materializing (log, hour)
 partitions from the UI, or launching a backfill of a log x hour range, rebuilds exactly those hours from Kafka. With
-BackfillPolicy.single_run() a backfill runs once per log with all its hours (context.partition_keys).
+BackfillPolicy.single_run() Dagster cuts a backfill into key ranges along the dimension with fewer distinct keys in
+the selection: one run per log with all its hours when it has more hours than logs (the usual case), else one run
+per hour spanning the logs; either way a run gets its (log, hour) keys in context.partition_keys.
 """
 
 import warnings
@@ -72,10 +74,20 @@ class RebuildConfig(dg.Config):
     ],
     partitions_def=log_hours,
     backfill_policy=dg.BackfillPolicy.single_run(),
-    description="Rebuild the selected (log, hour) partitions from Kafka: one run per log, Kafka read once per "
-                "contiguous window of hours (core/rebuild.py).",
+    # Subsettable, so "Materialize" on lake_files selects lake_files alone. Not subsettable, the UI adds hive_table
+    # to every selection (after a confirmation) and a backfill then targets hive_table partitions too: for a log
+    # without a Hive table, or an hour without data, nothing materializes them, and Dagster's backfill daemon --
+    # which counts a targeted partition as done only when a run of the backfill recorded a materialization of it --
+    # marks them failed once the runs are over ("stalled"), so the backfill ends COMPLETED_FAILED. Whatever is
+    # selected, a rebuild swaps the Hive partitions of the hours it replaces and reports hive_table for them.
+    can_subset=True,
+    description="Rebuild the selected (log, hour) partitions from Kafka: one run per log (for a selection with more "
+                "hours than logs), Kafka read once per contiguous window of hours (core/rebuild.py).",
 )
 def rebuild_hours(context: dg.AssetExecutionContext, config: RebuildConfig, pseidon: PseidonResource):
     rebuild_partitions(context, pseidon, dry_run=config.dry_run, allow_shrink=config.allow_shrink)
-    # Each (log, hour) is reported with its own numbers as an event (backfill.py); there is no output to store.
+    # Each (log, hour) is reported with its own numbers as an event (backfill.py); there is no output to store. The
+    # specs are skippable, so Dagster records no materialization of its own for the run's partition range: a backfill
+    # counts exactly the (log, hour) partitions reported, and one the rebuild did not materialize (kept by the shrink
+    # guard, a dry run) shows as failed on the backfill's page.
     yield from ()

@@ -1,10 +1,11 @@
 """Rebuilding (log, hour) partitions of lake_files from the UI or a backfill: the Dagster side of core/rebuild.py.
 
-A run gets its partitions in context.partition_keys (BackfillPolicy.single_run(): one run per log of a backfill);
-for each log it rebuilds the selected hours (Kafka read once per contiguous window), then reports per hour a
-lake_files materialization (records, files, offset ranges, what changed), a hive_table materialization for logs with
-a Hive table, and the offset_continuity / record_counts check results. A dry run reports observations instead and
-changes nothing. An hour the shrink guard kept is reported in the run's log and metadata and not materialized.
+A run gets its partitions in context.partition_keys (BackfillPolicy.single_run(): one run per log of a backfill
+with more hours than logs, else one run per hour spanning the logs); for each log it rebuilds the selected hours
+(Kafka read once per contiguous window), then reports per hour a lake_files materialization (records, files, offset
+ranges, what changed), a hive_table materialization for logs with a Hive table, and the offset_continuity /
+record_counts check results. A dry run reports observations instead and changes nothing. An hour the shrink guard
+kept is reported in the run's log and not materialized (a backfill's page lists it as failed).
 """
 from __future__ import annotations
 
@@ -42,6 +43,9 @@ def rebuild_partitions(context: dg.AssetExecutionContext, pseidon: PseidonResour
     for log, hours in selected_hours(context.partition_keys).items():
         with pseidon.session() as s:
             spec = s.table.get(log, s.settings.etl_group)
+            if HIVE_TABLE in context.selected_asset_keys and not spec.hive_url and not dry_run:
+                context.log.warning(f"{log} has no Hive table (pseidon_logs.hive_url is empty): its hive_table "
+                                    "partitions are not materialized; select lake_files alone to rebuild its hours")
             result = Rebuilder(s.settings, spec, s.store, s.kafka, owner=owner, notify=context.log.warning).run(
                 hours, dry_run=dry_run, allow_shrink=allow_shrink)
             context.log.info(f"{log}: {result.to_json()[:4000]}")
