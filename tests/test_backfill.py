@@ -19,7 +19,7 @@ import pytest
 
 from pseidon_dagster.core.ingest import ingest
 from pseidon_dagster.core.kafka import KafkaSource
-from pseidon_dagster.core.partitioning import FileName, partition_dir
+from pseidon_dagster.core.partitioning import FileName, hour_start, partition_dir
 from pseidon_dagster.core.rebuild import REFUSED, REPLACED, Rebuilder
 from pseidon_dagster.defs.ingest.checks import verify_continuity
 
@@ -72,7 +72,9 @@ def test_rebuilt_hours_hold_exactly_their_messages_and_a_repeat_changes_no_byte(
         report = next(r for r in result.hours if r.hour == h)
         assert report.records_new == report.records_now == sum(want.values())
     after = snapshot(root)
-    untouched = {k: v for k, v in before.items() if f"hour={H0 + 1}" not in k and f"hour={H0 + 2}" not in k}
+    rebuilt_dirs = {f"hour={hour_start(h):%Y%m%d%H}" for h in (H0 + 1, H0 + 2)}
+    untouched = {k: v for k, v in before.items() if not any(d in k for d in rebuilt_dirs)}
+    assert len(untouched) == len(before) - 12  # 2 hours x 3 partitions x 2 segments were rebuilt
     assert {k: after[k] for k in untouched} == untouched  # other hours are not touched
     assert store.all_offsets(topic) == offsets  # offsets never move because of a backfill
     for h in range(H0, H0 + 5):
