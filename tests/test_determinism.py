@@ -122,3 +122,14 @@ def test_two_worker_processes_write_what_one_writes(settings, log_table, kafka, 
     with pytest.raises(ReadStalled, match="partitions \\[1\\]"):
         ingest(dataclasses.replace(two, kafka_timeout_s=2.0), spec, store)
     assert store.get(topic, [0, 1, 2, 3]) == {0: 10_000, 1: 10_000, 2: 10_000, 3: 10_000}
+
+
+def test_file_names_zero_pad_offsets_and_both_widths_parse():
+    from pseidon_dagster.core.partitioning import FileName
+
+    names = [FileName("clicks", 498655, 0, s, e, "gz") for s, e in ((9, 10), (10, 200), (200, 1000), (1000, 12000))]
+    text = [str(n) for n in names]
+    assert text[0] == "clicks-2026-11-20-07.p0.o0000000000000000009-0000000000000000010.gz"
+    assert sorted(text) == text  # a listing sorts in offset order
+    assert [FileName.parse(t) for t in text] == names
+    assert FileName.parse("clicks-2026-11-20-07.p0.o9-10.gz") == names[0]  # names of earlier versions

@@ -4,7 +4,9 @@ Layout (kept from the original pseidon-hdfs):
     <base_partition>/<log_partition>/date=YYYYMMDD/hour=YYYYMMDDHH/<file>      (date_format = datehour)
     <base_partition>/<log_partition>/date=YYYYMMDD/<file>                      (date_format = date)
 File names carry the log, the hour, the Kafka partition and the offset range [start, end) of the segment the file
-belongs to:  <log>-YYYY-MM-DD-HH.p<partition>.o<start>-<end>.<ext>
+belongs to:  <log>-YYYY-MM-DD-HH.p<partition>.o<start>-<end>.<ext>, the offsets zero-padded to 19 digits (any int64)
+so that a listing sorts in offset order, as Kafka Connect and Secor do. Names without padding (earlier versions)
+are read too.
 """
 from __future__ import annotations
 
@@ -40,7 +42,7 @@ class FileName:
 
     def __str__(self) -> str:
         t = hour_start(self.hour)
-        return f"{self.log}-{t:%Y-%m-%d-%H}.p{self.partition}.o{self.start}-{self.end}.{self.ext}"
+        return f"{self.log}-{t:%Y-%m-%d-%H}.p{self.partition}.o{self.start:019d}-{self.end:019d}.{self.ext}"
 
     @classmethod
     def parse(cls, name: str) -> "FileName | None":
