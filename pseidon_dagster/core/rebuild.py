@@ -136,7 +136,12 @@ class Tiling:
         return lo, hi
 
 
-class Rebuilder:
+class HourRewriter:
+    """What every rewrite of whole hours shares (a backfill here, compaction in compact.py): the log's lease for the
+    whole operation, the hours' files, fresh directories, the recorded, atomic swap (hourswap.py)."""
+
+    WHAT = "rewrite"
+
     def __init__(self, settings: Settings, spec: LogSpec, store: OffsetStore, kafka: KafkaSource | None = None,
                  *, owner: str | None = None, notify: Callable[[str], None] | None = None,
                  catalog: Callable | None = None, progress: Callable[[str, int, int], None] | None = None):
@@ -144,7 +149,7 @@ class Rebuilder:
         self.spec = spec
         self.store = store
         self.kafka = kafka or KafkaSource(settings)
-        self.owner = owner or new_owner("backfill")
+        self.owner = owner or new_owner(self.WHAT)
         self.notify = notify
         self.catalog = catalog  # () -> (HiveCatalog, db, table); default catalog_for when the log has a hive_url
         self.progress = progress or (lambda what, done, total: None)
@@ -152,7 +157,7 @@ class Rebuilder:
         self.quarantine_root = resolved_root(settings, spec.quarantine)
         for root in (self.data_root, self.quarantine_root):
             if "://" in root and not root.startswith("file://"):
-                raise RebuildError(f"log {spec.log!r}: backfills swap hour directories atomically on local disk; "
+                raise RebuildError(f"log {spec.log!r}: {self.WHAT}s swap hour directories atomically on local disk; "
                                    f"{paths.redact_url(root)} is not local (HDFS/S3 lakes are not supported yet)")
         self.lease: Lease | None = None
 
@@ -161,15 +166,15 @@ class Rebuilder:
         t0 = time.monotonic()
         hours = sorted(set(hours))
         if not hours:
-            raise RebuildError("no hours to rebuild")
+            raise RebuildError(f"no hours to {self.WHAT}")
         if not dry_run:
-            # a backfill is not in a hurry: it waits for a tail run in flight to finish (up to 10 minutes)
+            # not in a hurry: it waits for a tail run in flight to finish (up to 10 minutes)
             self.lease = Lease.acquire(self.store, self.spec.log, self.owner, ttl_s=self.settings.lease_ttl_s,
                                        wait_s=max(self.settings.lease_wait_s, BACKFILL_WAIT_S), notify=self.notify)
         try:
             if self.lease is not None:
                 finish_pending(self.settings, self.spec, self.store, self.lease, self._catalog)
-            result = self._rebuild(hours, dry_run, allow_shrink)
+            result = self._rewrite(hours, dry_run, allow_shrink)
         finally:
             if self.lease is not None:
                 self.lease.release()
@@ -190,7 +195,115 @@ class Rebuilder:
         if self.lease is not None:
             self.lease.check()
 
-    def _rebuild(self, hours: list[int], dry_run: bool, allow_shrink: bool) -> RebuildResult:
+    def _lake_files(self) -> list[FileName]:
+        out = []
+        for root in (self.data_root, self.quarantine_root):
+            storage, base = Storage.for_path(root)
+            for path in storage.list_files(f"{base.rstrip('/')}/{self.spec.log_partition}"):
+                name = path.rsplit("/", 1)[-1]
+                if name.startswith(".") or "/." in path[len(base):]:
+                    continue  # temporary files and fresh directories of rebuilds
+                parsed = FileName.parse(name)
+                if parsed is not None and parsed.log == self.spec.log:
+                    out.append(parsed)
+        return out
+
+    def _hour_dir(self, hour: int, root: str | None = None) -> str:
+        return partition_dir(root or self.data_root, self.spec.log_partition, hour, self.spec.hourly)
+
+    def _hour_files(self, hour: int) -> list[str]:
+        d = self._hour_dir(hour)
+        if not os.path.isdir(d):
+            return []
+        out = []
+        for n in sorted(os.listdir(d)):
+            parsed = FileName.parse(n)
+            if not n.startswith(".") and parsed is not None and parsed.log == self.spec.log and parsed.hour == hour:
+                out.append(os.path.join(d, n))
+        return out
+
+    def _work_dir(self, token: int, root: str | None = None) -> str:
+        """Where a rebuild writes: `<root>/.rebuild/<log>-<token>/`, outside the log's tree (directory readers of
+        the log do not see it) yet on its filesystem (hard links and the exchange need that), and with a last path
+        component that is not hidden (Hadoop ignores a partition LOCATION whose name starts with '.')."""
+        return os.path.join(root or self.data_root, ".rebuild", f"{self.spec.log}-{token}")
+
+    def _fresh(self, hour: int, token: int, root: str | None = None) -> str:
+        root = root or self.data_root
+        return os.path.join(self._work_dir(token, root), os.path.relpath(self._hour_dir(hour, root), root))
+
+    # state in Redis ----------------------------------------------------------------------------------------------------
+    def _record_fresh(self, window, fresh, qfresh) -> None:
+        state = self.store.load_rebuild(self.spec.log) or {"hours": {}}
+        token = self.lease.token
+        state["work"] = sorted({*state.get("work", []), self._work_dir(token), self._work_dir(token,
+                                                                                            self.quarantine_root)})
+        for h in window:
+            state["hours"][str(h)] = {"dir": self._hour_dir(h), "fresh": fresh[h], "qdir": self._hour_dir(
+                h, self.quarantine_root), "qfresh": qfresh[h], "step": "writing"}
+        self.store.save_rebuild(self.spec.log, state, self.lease)
+
+    # swap --------------------------------------------------------------------------------------------------------------
+    def _swap_all(self, hours: list[int], reports: dict[int, HourReport], allow_shrink: bool, token: int) -> None:
+        state = self.store.load_rebuild(self.spec.log) or {"hours": {}}
+        for h in hours:
+            r = reports[h]
+            st = state["hours"].get(str(h))
+            if r.records_new < r.records_now and not allow_shrink:
+                r.action = REFUSED
+                r.note = (f"the rebuild holds {r.records_new} records, the hour now {r.records_now} (expired from "
+                          f"Kafka, or now quarantined); kept as it is (allow shrink to replace it)")
+                log.warning("%s %s: %s", self.spec.log, r.to_dict()["hour"], r.note)
+                if st:
+                    remove_dirs(st["fresh"], st["qfresh"])
+                    del state["hours"][str(h)]
+                    self.store.save_rebuild(self.spec.log, state, self.lease)
+                continue
+            if st is None:
+                continue
+            if r.records_new == 0 and r.records_now == 0:
+                r.action = UNCHANGED
+                r.note = "no messages of this hour among the committed offsets"
+                remove_dirs(st["fresh"], st["qfresh"])
+                del state["hours"][str(h)]
+                self.store.save_rebuild(self.spec.log, state, self.lease)
+                continue
+            existed = os.path.isdir(st["dir"])
+            self._keep_others(h, st["dir"], st["fresh"])
+            st["step"] = "written"
+            self.store.save_rebuild(self.spec.log, state, self.lease)
+            final_dir = st["dir"]
+            r.registered = swap_hour(self.settings, self.spec, self.store, self.lease, state, h, self._catalog)
+            r.files = [dataclasses.replace(f, path=os.path.join(final_dir, os.path.basename(f.path))) for f in r.files]
+            r.action = REPLACED if existed else CREATED
+            self.progress("swap", hours.index(h) + 1, len(hours))
+        remove_work_dirs(state)
+        self.store.clear_rebuild(self.spec.log, self.lease)
+
+    def _keep_others(self, hour: int, d: str, fresh: str) -> None:
+        """Hard-link into the fresh directory every file of the hour's directory that is not replaced: other hours of
+        a daily directory. A directory shared with another log is refused (its runs do not take this log's lease)."""
+        os.makedirs(fresh, exist_ok=True)
+        if not os.path.isdir(d):
+            return
+        for n in os.listdir(d):
+            parsed = FileName.parse(n)
+            if parsed is not None and parsed.log == self.spec.log and parsed.hour == hour:
+                continue
+            if n.startswith("."):
+                continue
+            if parsed is None or parsed.log != self.spec.log:
+                raise RebuildError(f"{d} holds {n}, which is not a file of log {self.spec.log!r}; a backfill "
+                                   f"replaces whole directories, so a log's directories must not be shared")
+            os.link(os.path.join(d, n), os.path.join(fresh, n))
+
+
+class Rebuilder(HourRewriter):
+    """Backfills: hours rebuilt from Kafka."""
+
+    WHAT = "backfill"
+
+    def _rewrite(self, hours: list[int], dry_run: bool, allow_shrink: bool) -> RebuildResult:
         spec, topic = self.spec, self.spec.topic
         parts = self.kafka.partitions(topic)
         marks = self.kafka.watermarks(topic, parts)
@@ -221,33 +334,6 @@ class Rebuilder:
                 if r.records_new < r.records_now:
                     r.note = f"would shrink from {r.records_now} to {r.records_new} records"
         return RebuildResult(spec.log, [reports[h] for h in hours], reads, dry_run)
-
-    def _lake_files(self) -> list[FileName]:
-        out = []
-        for root in (self.data_root, self.quarantine_root):
-            storage, base = Storage.for_path(root)
-            for path in storage.list_files(f"{base.rstrip('/')}/{self.spec.log_partition}"):
-                name = path.rsplit("/", 1)[-1]
-                if name.startswith(".") or "/." in path[len(base):]:
-                    continue  # temporary files and fresh directories of rebuilds
-                parsed = FileName.parse(name)
-                if parsed is not None and parsed.log == self.spec.log:
-                    out.append(parsed)
-        return out
-
-    def _hour_dir(self, hour: int, root: str | None = None) -> str:
-        return partition_dir(root or self.data_root, self.spec.log_partition, hour, self.spec.hourly)
-
-    def _hour_files(self, hour: int) -> list[str]:
-        d = self._hour_dir(hour)
-        if not os.path.isdir(d):
-            return []
-        out = []
-        for n in sorted(os.listdir(d)):
-            parsed = FileName.parse(n)
-            if not n.startswith(".") and parsed is not None and parsed.log == self.spec.log and parsed.hour == hour:
-                out.append(os.path.join(d, n))
-        return out
 
     def _ranges(self, window: list[int], files: list[FileName], committed: dict, marks: dict
                 ) -> dict[int, tuple[int, int]]:
@@ -366,81 +452,6 @@ class Rebuilder:
             data.abort()
             quarantine.abort()
             raise
-
-    def _work_dir(self, token: int, root: str | None = None) -> str:
-        """Where a rebuild writes: `<root>/.rebuild/<log>-<token>/`, outside the log's tree (directory readers of
-        the log do not see it) yet on its filesystem (hard links and the exchange need that), and with a last path
-        component that is not hidden (Hadoop ignores a partition LOCATION whose name starts with '.')."""
-        return os.path.join(root or self.data_root, ".rebuild", f"{self.spec.log}-{token}")
-
-    def _fresh(self, hour: int, token: int, root: str | None = None) -> str:
-        root = root or self.data_root
-        return os.path.join(self._work_dir(token, root), os.path.relpath(self._hour_dir(hour, root), root))
-
-    # state in Redis ----------------------------------------------------------------------------------------------------
-    def _record_fresh(self, window, fresh, qfresh) -> None:
-        state = self.store.load_rebuild(self.spec.log) or {"hours": {}}
-        token = self.lease.token
-        state["work"] = sorted({*state.get("work", []), self._work_dir(token), self._work_dir(token,
-                                                                                            self.quarantine_root)})
-        for h in window:
-            state["hours"][str(h)] = {"dir": self._hour_dir(h), "fresh": fresh[h], "qdir": self._hour_dir(
-                h, self.quarantine_root), "qfresh": qfresh[h], "step": "writing"}
-        self.store.save_rebuild(self.spec.log, state, self.lease)
-
-    # swap --------------------------------------------------------------------------------------------------------------
-    def _swap_all(self, hours: list[int], reports: dict[int, HourReport], allow_shrink: bool, token: int) -> None:
-        state = self.store.load_rebuild(self.spec.log) or {"hours": {}}
-        for h in hours:
-            r = reports[h]
-            st = state["hours"].get(str(h))
-            if r.records_new < r.records_now and not allow_shrink:
-                r.action = REFUSED
-                r.note = (f"the rebuild holds {r.records_new} records, the hour now {r.records_now} (expired from "
-                          f"Kafka, or now quarantined); kept as it is (allow shrink to replace it)")
-                log.warning("%s %s: %s", self.spec.log, r.to_dict()["hour"], r.note)
-                if st:
-                    remove_dirs(st["fresh"], st["qfresh"])
-                    del state["hours"][str(h)]
-                    self.store.save_rebuild(self.spec.log, state, self.lease)
-                continue
-            if st is None:
-                continue
-            if r.records_new == 0 and r.records_now == 0:
-                r.action = UNCHANGED
-                r.note = "no messages of this hour among the committed offsets"
-                remove_dirs(st["fresh"], st["qfresh"])
-                del state["hours"][str(h)]
-                self.store.save_rebuild(self.spec.log, state, self.lease)
-                continue
-            existed = os.path.isdir(st["dir"])
-            self._keep_others(h, st["dir"], st["fresh"])
-            st["step"] = "written"
-            self.store.save_rebuild(self.spec.log, state, self.lease)
-            final_dir = st["dir"]
-            r.registered = swap_hour(self.settings, self.spec, self.store, self.lease, state, h, self._catalog)
-            r.files = [dataclasses.replace(f, path=os.path.join(final_dir, os.path.basename(f.path))) for f in r.files]
-            r.action = REPLACED if existed else CREATED
-            self.progress("swap", hours.index(h) + 1, len(hours))
-        remove_work_dirs(state)
-        self.store.clear_rebuild(self.spec.log, self.lease)
-
-    def _keep_others(self, hour: int, d: str, fresh: str) -> None:
-        """Hard-link into the fresh directory every file of the hour's directory that is not replaced: other hours of
-        a daily directory. A directory shared with another log is refused (its runs do not take this log's lease)."""
-        os.makedirs(fresh, exist_ok=True)
-        if not os.path.isdir(d):
-            return
-        for n in os.listdir(d):
-            parsed = FileName.parse(n)
-            if parsed is not None and parsed.log == self.spec.log and parsed.hour == hour:
-                continue
-            if n.startswith("."):
-                continue
-            if parsed is None or parsed.log != self.spec.log:
-                raise RebuildError(f"{d} holds {n}, which is not a file of log {self.spec.log!r}; a backfill "
-                                   f"replaces whole directories, so a log's directories must not be shared")
-            os.link(os.path.join(d, n), os.path.join(fresh, n))
 
 
 def _rebuild_q(n: FileName) -> bool:

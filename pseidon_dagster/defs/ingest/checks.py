@@ -160,16 +160,30 @@ def _partition(context: dg.AssetCheckExecutionContext) -> tuple[str, int]:
     return dims[LOG_DIM], int(t.timestamp()) // 3600
 
 
+def union_gaps(segs: list[Segment]) -> list[Segment]:
+    """Offsets between the first and the last segment that no segment covers."""
+    gaps: list[Segment] = []
+    end = None
+    for s, e in sorted(segs):
+        if end is not None and s > end:
+            gaps.append((end, s))
+        end = e if end is None else max(end, e)
+    return gaps
+
+
 def verify_continuity(settings, spec, hour: int) -> Outcome:
-    """All landed files of the log, data and quarantine: per Kafka partition the segments chain. Checked for the
-    Kafka partitions that have files in the given hour."""
+    """Per Kafka partition with files in the hour: no two of the hour's files hold the same offsets (duplicated
+    records), and the offset ranges of all the log's landed files, data and quarantine, leave no gap (lost records).
+    Files of different hours may name overlapping ranges: a segment's messages of several hours, or a compacted
+    hour's file named for the union of the segments it merged, each holding only its own hour's messages."""
     data = landed_files(settings, spec, "data")
     files = data + landed_files(settings, spec, "quarantine")
     in_hour = {n.partition for _, _, n in data if n.hour == hour}
     segs = segments((n.partition, n.start, n.end) for _, _, n in files)
+    hour_segs = segments((n.partition, n.start, n.end) for _, _, n in data if n.hour == hour)
     problems, per_partition, severity = [], {}, dg.AssetCheckSeverity.WARN
     for p in sorted(in_hour):
-        gaps, overlaps = chain(segs[p])
+        gaps, overlaps = union_gaps(segs[p]), chain(hour_segs[p])[1]
         per_partition[str(p)] = {"from": segs[p][0][0], "to": segs[p][-1][1], "segments": len(segs[p]),
                                  "gaps": [list(g) for g in gaps], "overlaps": [list(o) for o in overlaps]}
         if overlaps:
