@@ -253,3 +253,28 @@ def test_status_prints_one_row_per_log(tmp_path, settings, log_table, kafka, sto
     line = next(x for x in out if x.startswith(fresh))
     assert " yes " in line and group in line and "fresh" in line and "success" in line
     assert next(x for x in out if x.startswith(off)).split()[1] == "no"
+
+
+def test_status_adds_the_last_dagster_run_when_dagster_home_is_set(tmp_path, settings, log_table, kafka, group,
+                                                                   capsys, monkeypatch):
+    import dagster as dg
+
+    from pseidon_dagster.defs.ingest.resources import PseidonResource
+
+    from .test_dagster_run import run
+
+    topic = kafka.topic(1)
+    add_log(log_table, group, topic)
+    kafka.produce(topic, make_messages(6, partitions=1))
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    conf = write_conf(tmp_path / "pseidon.edn", settings)
+    with dg.DagsterInstance.get() as instance:
+        result = run(instance, PseidonResource(config_path=str(conf)), topic)
+        assert result.success
+    assert cli.main(["status", "--config", str(conf), "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["dagster"]["status"] == "SUCCESS" and row["dagster"]["run_id"] == result.dagster_run.run_id
+    assert row["last-run"]["run"] == result.dagster_run.run_id and row["last-run"]["messages"] == 6

@@ -25,7 +25,8 @@ DEFAULT_FILE = "/tmp/fatalerrors"
 _MYSQL_AUTH = {1044, 1045, 1142, 1143, 1227, 1698}
 _AUTH_TEXT = re.compile(
     r"access denied|authentication (?:failed|error|refused|required)|invalid (?:username-)?password|WRONGPASS|NOAUTH"
-    r"|SASL authentication|error validating the login|permission denied|not authorized|unauthori[sz]ed|forbidden"
+    r"|SASL authentication|error validating the login|permission denied|not authori[sz]ed|not authenticated"
+    r"|unauthori[sz]ed|forbidden"
     r"|authorization failed|TOPIC_AUTHORIZATION_FAILED|CLUSTER_AUTHORIZATION_FAILED|SASL_AUTHENTICATION_FAILED",
     re.IGNORECASE)
 
