@@ -162,11 +162,11 @@ class MetricsStore:
 
     def failing_logs(self) -> set[str]:
         """Logs whose latest runs failed (failures since their last successful commit)."""
-        out = set()
-        for name in self.r.smembers(self.key("logs")):
-            if int(self.r.hget(self.key("log", name), "failed-since-success") or 0) > 0:
-                out.add(name)
-        return out
+        names = sorted(self.r.smembers(self.key("logs")))
+        p = self._pipe()
+        for name in names:
+            p.hget(self.key("log", name), "failed-since-success")
+        return {name for name, v in zip(names, p.execute() if names else []) if int(v or 0) > 0}
 
     def meter(self, at_ms: int) -> dict[str, float]:
         """pseidon-etl's meter of messages entering the ETL: count, one- and five-minute rates and the mean rate.
