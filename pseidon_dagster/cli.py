@@ -197,6 +197,64 @@ def cmd_hive(args) -> int:
     return 0
 
 
+def cmd_metrics_server(args) -> int:
+    """The /metrics page (JSON) and /metrics/prometheus, on loopback unless --host says otherwise."""
+    from .core import metrics
+
+    settings = _settings(args)  # fail now on a bad config; each page re-reads it
+    port = args.port if args.port is not None else settings.ops.monitor_port
+    server = metrics.make_server(lambda: _settings(args), args.host, port, cache_s=args.cache_seconds)
+    host, bound = server.server_address[:2]
+    print(f"serving http://{'[' + host + ']' if ':' in host else host}:{bound}/metrics and /metrics/prometheus",
+          file=sys.stderr, flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
+def _dagster_runs(logs: list[str]) -> dict[str, dict]:
+    """The latest ingest run of each log in Dagster's instance, when $DAGSTER_HOME is set (else nothing)."""
+    import os
+
+    if not os.environ.get("DAGSTER_HOME"):
+        return {}
+    import dagster as dg
+
+    from .defs.ingest.constants import LOG_TAG
+
+    out = {}
+    with dg.DagsterInstance.get() as instance:
+        for name in logs:
+            recs = instance.get_run_records(filters=dg.RunsFilter(tags={LOG_TAG: name}), limit=1)
+            if recs:
+                run = recs[0].dagster_run
+                out[name] = {"status": run.status.value, "run_id": run.run_id,
+                             "end": recs[0].end_time, "job": run.job_name}
+    return out
+
+
+def cmd_status(args) -> int:
+    """One row per log of this :etl-group: enabled, group, lag per partition, last run and its result, last error,
+    files/bytes in the last hour, freshness."""
+    from .core import metrics
+
+    settings = _settings(args)
+    page = metrics.Snapshotter(settings).snapshot()
+    rows = metrics.status_rows(page, _dagster_runs(list(page["logs"])))
+    if args.json:
+        print(json.dumps(rows, indent=2, sort_keys=True))
+    else:
+        print(metrics.status_table(rows, page["measured-at-ms"]))
+        print(f"etl-kafka-work-queue: {page['etl-kafka-work-queue']} logs waiting for a run; "
+              f"runs queued: {page['etl-service-thread-queue']}, in progress: {page['runs-in-progress']}",
+              file=sys.stderr)
+    return 0
+
+
 def cmd_demo(args) -> int:
     from .demo import main as demo_main
 
@@ -254,6 +312,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=["create-table", "partitions"])
     p.add_argument("log")
     p.set_defaults(fn=cmd_hive)
+
+    p = with_config(sub.add_parser(
+        "metrics-server", help="serve /metrics (JSON, the original's fields) and /metrics/prometheus",
+        description="Serve GET /metrics (JSON: the original pseidon-etl fields plus per-log lag, last commit and last "
+                    "run) and GET /metrics/prometheus (Prometheus text format). Counters come from runs, through the "
+                    "Redis of :metrics {:redis ...}; lag is measured live per page."))
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: loopback only)")
+    p.add_argument("--port", type=int, default=None, help="port (default :monitor-port, 8282)")
+    p.add_argument("--cache-seconds", type=float, default=5.0,
+                   help="serve the same page for this long, so scrapes cannot hammer Kafka (default 5)")
+    p.set_defaults(fn=cmd_metrics_server)
+
+    p = with_config(sub.add_parser("status", help="one row per log: lag, last run, last error, last hour, freshness"))
+    p.add_argument("--json", action="store_true", help="print the rows as JSON")
+    p.set_defaults(fn=cmd_status)
 
     p = with_config(sub.add_parser("demo", help="embedded stack + sample data + one sensor tick through Dagster"))
     p.set_defaults(fn=cmd_demo)

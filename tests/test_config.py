@@ -48,9 +48,12 @@ def test_every_seed_key_is_accepted_and_the_inert_ones_say_why(tmp_path, caplog)
     assert s.writer.rollover_size == 115_000_000 and s.writer.rollover_timeout_ms == 60_000
     assert s.max_wait_ms == 60_000
     assert s.data_dir == "/tmp/pseidon"
-    for key in ("consume-step", "kafka-msg-ch-buffer-size", "pool", "metrics", "etl-threads", "io-threads",
-                "monitor-port", "repl-port", ":writer :check-freq", ":writer :parallel-files", ":writer :codec"):
+    for key in ("consume-step", "kafka-msg-ch-buffer-size", "pool", "etl-threads", "io-threads",
+                "repl-port", ":writer :check-freq", ":writer :parallel-files", ":writer :codec"):
         assert f":{key.lstrip(':')} has no effect here" in caplog.text, key
+    # the seed's :metrics and :monitor-port are used (the /metrics page, core/metrics.py)
+    assert s.metrics_redis.hosts == (("127.0.0.1", 6379),) and s.metrics_redis.db == 0
+    assert s.ops.monitor_port == 8080
     assert "unknown key" not in caplog.text
 
 
@@ -122,9 +125,9 @@ def test_sample_config_in_conf_loads():
 
 
 def test_keys_without_effect_cover_the_seed_readme():
-    documented = {"consume-step", "kafka-msg-ch-buffer-size", "pool", "metrics", "etl-threads", "io-threads",
-                  "monitor-port", "repl-port"}
+    documented = {"consume-step", "kafka-msg-ch-buffer-size", "pool", "etl-threads", "io-threads", "repl-port"}
     assert documented <= set(config.KEYS_WITHOUT_EFFECT)
+    assert {"metrics", "monitor-port"} <= set(config.OPS_KEYS)
 
 
 def test_secrets_never_appear_in_settings_repr():

@@ -57,7 +57,7 @@ def test_snapshot_of_the_graph():
     logs_dim = graph.get(LAKE_FILES).partitions_def.get_partitions_def_for_dimension("log")
     assert logs_dim == graph.get(KAFKA_TOPIC).partitions_def
     assert sorted((c.asset_key.to_user_string(), c.name) for c in graph.asset_check_keys) == [
-        ("lake_files", "offset_continuity"), ("lake_files", "record_counts")]
+        ("lake_files", "freshness"), ("lake_files", "offset_continuity"), ("lake_files", "record_counts")]
     assert sorted(j.name for j in defs.resolve_all_job_defs() if not j.name.startswith("__")) == [
         "hive_table_job", "ingest_job"]
     sensor = defs.resolve_sensor_def("ingest_sensor")
@@ -68,6 +68,12 @@ def test_snapshot_of_the_graph():
     assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED  # the alternative to the sensor: off
     assert schedule.job_name == "ingest_job"
     assert set(defs.resources) == {"pseidon"}
+    # operations (defs/ops): failed runs alert, freshness per log, fatal errors on the jobs
+    alerts = defs.resolve_sensor_def("run_failure_alerts")
+    assert alerts.default_status == dg.DefaultSensorStatus.RUNNING
+    assert defs.resolve_sensor_def("freshness_sensor").default_status == dg.DefaultSensorStatus.RUNNING
+    for job in ("ingest_job", "hive_table_job"):
+        assert {h.name for h in defs.resolve_job_def(job).hook_defs} == {"fatal_errors"}
 
 
 def test_instance_yaml_limits_one_run_per_log_and_retries(tmp_path, monkeypatch):
@@ -97,7 +103,7 @@ def test_sample_config_is_the_embedded_loopback_stack():
                 "gzip-level", "zstd-level", "parquet-codec", "parquet-block-size", "allow-all-ts",
                 "ts-window-back-ms", "ts-window-ahead-ms", "hive", "date-column", "hour-column", "date-value",
                 "hour-value", "retries", "retry-backoff-ms", "avro-schema-registry-url", "schema-dir",
-                "sensor-min-lag", "sensor-max-wait-ms", "vault", *config_mod.KEYS_WITHOUT_EFFECT):
+                "sensor-min-lag", "sensor-max-wait-ms", "vault", *config_mod.OPS_KEYS, *config_mod.KEYS_WITHOUT_EFFECT):
         assert f":{key} " in text, key
     assert "//127.0.0.1:3306/" in text  # the original's JDBC subname form, commented
 

@@ -35,8 +35,6 @@ KEYS_WITHOUT_EFFECT = {
     "pool": "there is no internal thread pool; Dagster's executor and run queue schedule work",
     "etl-threads": "one run processes one log; run several logs at once through Dagster's run queue",
     "io-threads": "confluent-kafka (librdkafka) manages its own I/O threads",
-    "metrics": "metrics are Dagster materialization metadata, not Redis counters",
-    "monitor-port": "use the Dagster UI / GraphQL API instead of the /metrics page",
     "repl-port": "no nREPL is opened (the original's was an unauthenticated remote shell)",
     "repl-host": "no nREPL is opened",
     "topic-refresh-freq-ms": "pseidon_logs is re-read on every sensor tick and every run",
@@ -103,6 +101,23 @@ class HivePartitionSettings:
 
 
 @dataclasses.dataclass(frozen=True)
+class OpsSettings:
+    """Operations: metrics, alerts, freshness, fatal errors (see README "Operations")."""
+
+    metrics_redis: RedisSettings | None = None  # :metrics {:redis {...}}; None: the offsets Redis (:redis-conf)
+    monitor_port: int = 8282  # the original's default (its README said 8080, its code and scripts 8282)
+    fatal_errors_file: str = "/tmp/fatalerrors"
+    alert_webhook: str | None = dataclasses.field(default=None, repr=False)  # a webhook URL may hold a token
+    alert_timeout_s: float = 5.0
+    freshness_default_minutes: int = 120
+    freshness_minutes: dict[str, int] = dataclasses.field(default_factory=dict)  # per log
+
+    def freshness_for(self, log: str) -> int:
+        """Minutes a log may go without landing data before it is stale."""
+        return self.freshness_minutes.get(log, self.freshness_default_minutes)
+
+
+@dataclasses.dataclass(frozen=True)
 class Settings:
     etl_db_url: str = dataclasses.field(default="sqlite:///var/pseidon.db", repr=False)  # may embed the password
     etl_db_user: str | None = None
@@ -128,7 +143,13 @@ class Settings:
     lease_ttl_s: float = 30.0
     backfill_lateness_ms: int = 3_600_000
     ingest_workers: int = 1
+    ops: OpsSettings = OpsSettings()  # :metrics, :monitor-port, :fatal-errors-file, :alerts, :freshness
     source: str | None = None
+
+    @property
+    def metrics_redis(self) -> RedisSettings:
+        """Where runs write their counters and /metrics reads them: :metrics :redis, else the offsets Redis."""
+        return self.ops.metrics_redis or self.redis
 
     @property
     def bootstrap_servers(self) -> str:
@@ -379,6 +400,63 @@ def _root(key: str, value: str) -> str:
     return value
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# operations keys: :metrics, :monitor-port, :fatal-errors-file, :alerts, :freshness
+
+OPS_KEYS = ("metrics", "monitor-port", "fatal-errors-file", "alerts", "freshness")
+
+
+def _ops(raw: dict[str, Any], secret: Callable[[str], str]) -> OpsSettings:
+    out: dict[str, Any] = {}
+    if "metrics" in raw:
+        m = _typed("metrics", dict, raw["metrics"])
+        for k in m:
+            if k != "redis":
+                log.warning("unknown key :metrics :%s is ignored", k)
+        if m.get("redis") is not None:
+            try:
+                rs = _redis(m["redis"])
+            except ConfigError as e:
+                raise ConfigError(str(e).replace(":redis-conf", ":metrics :redis")) from None
+            if rs.password:
+                rs = dataclasses.replace(rs, password=secret(rs.password))
+            out["metrics_redis"] = rs
+    if "monitor-port" in raw:
+        port = _int("monitor-port", raw["monitor-port"], 0)
+        if port > 65535:
+            raise ConfigError(f":monitor-port must be <= 65535, got {port}")
+        out["monitor_port"] = port
+    if "fatal-errors-file" in raw:
+        path = _str("fatal-errors-file", raw["fatal-errors-file"]).strip()
+        if not path or "\x00" in path:
+            raise ConfigError(":fatal-errors-file must be a file path")
+        out["fatal_errors_file"] = path
+    if "alerts" in raw:
+        a = _typed("alerts", dict, raw["alerts"])
+        for k, v in a.items():
+            if k == "webhook":
+                url = secret(_str("alerts :webhook", v)).strip()
+                if not re.match(r"^https?://[^/\s]+", url):
+                    raise ConfigError(":alerts :webhook must be an http:// or https:// URL")
+                out["alert_webhook"] = url
+            elif k == "timeout-ms":
+                out["alert_timeout_s"] = _int("alerts :timeout-ms", v, 1) / 1000.0
+            else:
+                log.warning("unknown key :alerts :%s is ignored", k)
+    if "freshness" in raw:
+        f = _typed("freshness", dict, raw["freshness"])
+        for k, v in f.items():
+            if k == "default-minutes":
+                out["freshness_default_minutes"] = _int("freshness :default-minutes", v, 1)
+            elif k == "logs":
+                per = _typed("freshness :logs", dict, v)
+                out["freshness_minutes"] = {str(name): _int(f"freshness :logs {name!r}", n, 1)
+                                            for name, n in per.items()}
+            else:
+                log.warning("unknown key :freshness :%s is ignored", k)
+    return OpsSettings(**out)
+
+
 def from_mapping(raw: dict[str, Any], source: str | None = None,
                  resolve_secret: Callable[[str], str] | None = None) -> Settings:
     """Build Settings from a plain mapping with the EDN key names (without the leading ':')."""
@@ -391,6 +469,7 @@ def from_mapping(raw: dict[str, Any], source: str | None = None,
     if pwd is not None:
         out["etl_db_pwd"] = secret(_str("etl-db-pwd", pwd))
     handled = {"etl-db-user", "etl-db-pwd"}
+    ops: dict[str, Any] = {}
     for key, value in raw.items():
         if key in handled:
             continue
@@ -447,10 +526,14 @@ def from_mapping(raw: dict[str, Any], source: str | None = None,
             out["ingest_workers"] = _int(key, value, 1)
         elif key == "backfill-lateness-ms":
             out["backfill_lateness_ms"] = _int(key, value, 0)
+        elif key in OPS_KEYS:
+            ops[key] = value
         elif key in KEYS_WITHOUT_EFFECT:
             log.info(":%s has no effect here: %s", key, KEYS_WITHOUT_EFFECT[key])
         else:
             log.warning("unknown key :%s in %s is ignored", key, source or "config")
+    if ops:
+        out["ops"] = _ops(ops, secret)
     if "etl_db_url" not in out and (user or pwd):
         log.info(":etl-db-user/:etl-db-pwd are set but :etl-db-host is not; the embedded SQLite table is used")
     return Settings(**out)

@@ -159,6 +159,9 @@ class Ingestor:
         except KafkaUnavailable:
             result.lag_after = None
         result.seconds += time.monotonic() - t0
+        # Operations counters (/metrics, status): after the commit; never raises, a failure is only logged.
+        from ..metrics import record_commit_safely
+        record_commit_safely(self.settings, result, self.owner, self.store.r)
         return result
 
     def _plan_of(self, result: IngestResult) -> Plan:

@@ -17,6 +17,7 @@ import warnings
 import dagster as dg
 from pydantic import Field
 
+from ..ops.freshness import lake_files_policy
 from .backfill import rebuild_partitions
 from .constants import GROUP, HIVE_TABLE, KAFKA_TOPIC, LAKE_FILES, LOG_DIM
 from .partitions import log_hours, logs
@@ -60,6 +61,7 @@ class RebuildConfig(dg.Config):
                 "-- from the UI or a backfill of log x hour range -- REBUILDS those hours from Kafka: exactly the "
                 "log's committed messages of each hour, swapped in atomically; offsets do not move."),
             group_name=GROUP, kinds={"file"}, partitions_def=log_hours, skippable=True,
+            freshness_policy=lake_files_policy(),  # asset-wide; per log: the `freshness` check (defs/ops/freshness.py)
             deps=[dg.AssetDep(KAFKA_TOPIC, partition_mapping=dg.MultiToSingleDimensionPartitionMapping(
                 partition_dimension_name=LOG_DIM))],
         ),

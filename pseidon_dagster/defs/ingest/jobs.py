@@ -26,6 +26,7 @@ from ...core.ingest import FileInfo, IngestError, IngestResult, Ingestor
 from ...core.lease import Lease
 from ...core.logtable import LogSpec
 from ...core.partitioning import hour_key, hour_start
+from ..ops.fatal import fatal_errors
 from .checks import file_detail, run_continuity, run_record_counts
 from .constants import (COMMIT_OP, CREATE_TABLE_OP, HIVE_POOL, HIVE_TABLE, HIVE_TABLE_JOB, HOUR_DIM, INGEST_JOB,
                         INGEST_OP, KAFKA_TOPIC, LAKE_FILES, LOG_DIM, LOG_TAG, OFFSET_CONTINUITY, RECORD_COUNTS,
@@ -343,6 +344,7 @@ ingest_config = dg.PartitionedConfig(
     name=INGEST_JOB,
     config=ingest_config,
     executor_def=dg.in_process_executor,
+    hooks={fatal_errors},  # unrecoverable errors -> :fatal-errors-file (defs/ops/fatal.py)
     description="One micro-batch of one log (the partition): stage (plan, read, write, publish) -> register "
                 "Hive partitions (hive_ddl pool) -> commit offsets.",
 )
@@ -368,6 +370,7 @@ def create_hive_table(context: dg.OpExecutionContext, pseidon: PseidonResource):
     name=HIVE_TABLE_JOB,
     partitions_def=logs,
     executor_def=dg.in_process_executor,
+    hooks={fatal_errors},
     description="Create the log's external Hive table if it does not exist (columns from <schema-dir>/<log>.json "
                 "when present; else one `line` column for text logs). Also: pseidon-dagster hive create-table LOG.",
 )

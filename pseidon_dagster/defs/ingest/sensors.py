@@ -13,6 +13,7 @@ from ...core.kafka import KafkaUnavailable, TopicNotFound
 from ...core.lag import decide, measure, sensor_settings
 from ...core.logtable import LogTableUnavailable
 from ...core.offsets import OffsetError, now_ms, redis_where
+from ..ops.queues import publish_queues
 from .constants import INGEST_JOB, LAG_TAG, LOG_TAG, REASON_TAG, SENSOR
 from .partitions import logs
 from .resources import PseidonResource
@@ -190,6 +191,9 @@ def evaluate(context: dg.SensorEvaluationContext, pseidon: PseidonResource) -> d
             raise _fail("Redis", redis_where(s.store.r), e) from None
         finally:
             consumer.close()
+
+    # --- operations (issue 11): etl-kafka-work-queue and the run queue for /metrics (defs/ops/queues.py) ---------
+    publish_queues(context, settings, wanted, requests, cursor, busy)
 
     return dg.SensorResult(
         run_requests=requests,
