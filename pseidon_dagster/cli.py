@@ -85,6 +85,35 @@ def cmd_backfill(args) -> int:
     return 2 if any(h.action == "refused" for h in result.hours) else 0
 
 
+def cmd_compact(args) -> int:
+    from .core.compact import compact
+    from .progress import Progress
+
+    settings = _settings(args)
+    spec = _table(settings).get(args.log, settings.etl_group)
+    progress = Progress(f"compact {args.log}")
+    try:
+        result = compact(settings, spec, _store(settings), older_than_hours=args.older_than, dry_run=args.dry_run,
+                         min_files=args.min_files, progress=progress)
+    finally:
+        progress.close()
+    for h in result.hours:
+        d = h.to_dict()
+        print(f"{d['hour']}  {d['files_now']:>4} files -> {d['files_new']:>4}  ({d['records_now']} records)  "
+              f"{d['action']}", file=sys.stderr)
+    print(result.to_json())
+    return 0
+
+
+def _hours(text: str) -> float:
+    t = text.strip().lower()
+    try:
+        return float(t[:-1]) / 60 if t.endswith("m") else float(t[:-1]) * 24 if t.endswith("d") else float(
+            t[:-1] if t.endswith("h") else t)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration like 2h, 90m or 1d") from None
+
+
 def cmd_services(args) -> int:
     from .core import services
 
@@ -287,6 +316,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allow-shrink", action="store_true",
                    help="replace hours even when the rebuild holds fewer records than they do now")
     p.set_defaults(fn=cmd_backfill)
+
+    p = with_config(sub.add_parser(
+        "compact", help="rewrite a log's closed hours that hold many or small files into fewer files",
+        description="Merge, per Kafka partition, the files of each closed hour of LOG that holds more than "
+                    "--min-files files per partition (or small ones) into files of at most :writer :rollover-size, "
+                    "swapped in atomically like a backfill. Offsets in Redis do not move."))
+    p.add_argument("log", help="the log (pseidon_logs.log, the Kafka topic)")
+    p.add_argument("--older-than", type=_hours, default=2.0, metavar="DURATION",
+                   help="only hours that ended at least this long ago (2h, 90m, 1d; default 2h)")
+    p.add_argument("--min-files", type=int, default=4, help="compact an hour with more files than this per partition")
+    p.add_argument("--dry-run", action="store_true", help="report what would be merged; change nothing")
+    p.set_defaults(fn=cmd_compact)
 
     p = sub.add_parser("services", help="start/stop tansu, Redis (and Hive) on loopback for the demo and tests")
     p.add_argument("action", choices=["up", "down", "status"])

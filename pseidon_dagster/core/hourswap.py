@@ -133,7 +133,9 @@ def _link_copy(src: str, dst: str) -> None:
 
 def _publish_quarantine(st: dict) -> None:
     """Move the rebuild's quarantine files into the hour's quarantine directory, replacing an earlier rebuild's."""
-    qdir, qfresh = st["qdir"], st["qfresh"]
+    qdir, qfresh = st.get("qdir"), st.get("qfresh")
+    if not qfresh:
+        return  # a compaction: the hour's quarantine is left as it is
     new = set(os.listdir(qfresh)) if os.path.isdir(qfresh) else set()
     if os.path.isdir(qdir):
         for n in os.listdir(qdir):
@@ -159,7 +161,7 @@ def finish_pending(settings: Settings, spec: LogSpec, store: OffsetStore, lease:
         if st["step"] in ("writing", "written"):
             log.warning("%s: rolling back the unfinished rebuild of %s (the hour keeps its files)", spec.log,
                         f"{hour_start(int(key)):%Y-%m-%d %H}:00")
-            remove_dirs(st["fresh"], st["fresh"] + ".old", st["qfresh"])
+            remove_dirs(st["fresh"], st["fresh"] + ".old", *([st["qfresh"]] if st.get("qfresh") else []))
             del state["hours"][key]
             store.save_rebuild(spec.log, state, lease)
         else:

@@ -240,7 +240,7 @@ class HourRewriter:
                                                                                             self.quarantine_root)})
         for h in window:
             state["hours"][str(h)] = {"dir": self._hour_dir(h), "fresh": fresh[h], "qdir": self._hour_dir(
-                h, self.quarantine_root), "qfresh": qfresh[h], "step": "writing"}
+                h, self.quarantine_root), "qfresh": qfresh.get(h) if qfresh else None, "step": "writing"}
         self.store.save_rebuild(self.spec.log, state, self.lease)
 
     # swap --------------------------------------------------------------------------------------------------------------
@@ -255,7 +255,7 @@ class HourRewriter:
                           f"Kafka, or now quarantined); kept as it is (allow shrink to replace it)")
                 log.warning("%s %s: %s", self.spec.log, r.to_dict()["hour"], r.note)
                 if st:
-                    remove_dirs(st["fresh"], st["qfresh"])
+                    remove_dirs(st["fresh"], *([st["qfresh"]] if st.get("qfresh") else []))
                     del state["hours"][str(h)]
                     self.store.save_rebuild(self.spec.log, state, self.lease)
                 continue
@@ -264,7 +264,7 @@ class HourRewriter:
             if r.records_new == 0 and r.records_now == 0:
                 r.action = UNCHANGED
                 r.note = "no messages of this hour among the committed offsets"
-                remove_dirs(st["fresh"], st["qfresh"])
+                remove_dirs(st["fresh"], *([st["qfresh"]] if st.get("qfresh") else []))
                 del state["hours"][str(h)]
                 self.store.save_rebuild(self.spec.log, state, self.lease)
                 continue

@@ -174,6 +174,11 @@ def count_records(fs, path: str) -> int:
 
         with fs.open_input_file(path) as f:
             return pq.ParquetFile(f).metadata.num_rows
+    return sum(chunk.count(b"\n") for chunk in text_chunks(fs, path))
+
+
+def text_chunks(fs, path: str, size: int = 1 << 20):
+    """The decompressed bytes of a published text file, a chunk at a time."""
     with fs.open_input_stream(path, compression=None) as raw:
         if path.endswith(".gz"):
             import gzip
@@ -187,7 +192,5 @@ def count_records(fs, path: str) -> int:
             stream = zstandard.ZstdDecompressor().stream_reader(raw)
         else:
             stream = raw
-        n = 0
-        while chunk := stream.read(1 << 20):
-            n += chunk.count(b"\n")
-        return n
+        while chunk := stream.read(size):
+            yield chunk
