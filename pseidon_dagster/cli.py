@@ -105,6 +105,20 @@ def cmd_compact(args) -> int:
     return 0
 
 
+def cmd_retention(args) -> int:
+    from .core.retention import Retention
+
+    settings = _settings(args)
+    spec = _table(settings).get(args.log, settings.etl_group)
+    result = Retention(settings, spec, _store(settings), keep_hours=args.keep,
+                       quarantine_keep_hours=args.quarantine_keep).run_all(dry_run=args.dry_run)
+    for h in result.hours:
+        d = h.to_dict()
+        print(f"{d['hour']}  {d['files_now']:>4} files, {d['records_now']} records  {d['action']}", file=sys.stderr)
+    print(result.to_json())
+    return 0
+
+
 def _hours(text: str) -> float:
     t = text.strip().lower()
     try:
@@ -328,6 +342,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-files", type=int, default=4, help="compact an hour with more files than this per partition")
     p.add_argument("--dry-run", action="store_true", help="report what would be merged; change nothing")
     p.set_defaults(fn=cmd_compact)
+
+    p = with_config(sub.add_parser(
+        "retention", help="drop a log's hours (from Hive, then the lake) and quarantine files older than it keeps",
+        description="Drop LOG's event hours that ended more than --keep ago: their Hive partitions first, then "
+                    "their files; and its quarantine files older than --quarantine-keep. Holds the log's lease."))
+    p.add_argument("log", help="the log (pseidon_logs.log, the Kafka topic)")
+    p.add_argument("--keep", type=_hours, metavar="DURATION", help="keep this much data (720h, 30d); unset: all")
+    p.add_argument("--quarantine-keep", type=_hours, metavar="DURATION",
+                   help="keep this much quarantine (30d); unset: all")
+    p.add_argument("--dry-run", action="store_true", help="list what would be dropped; change nothing")
+    p.set_defaults(fn=cmd_retention)
 
     p = sub.add_parser("services", help="start/stop tansu, Redis (and Hive) on loopback for the demo and tests")
     p.add_argument("action", choices=["up", "down", "status"])

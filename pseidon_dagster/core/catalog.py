@@ -363,6 +363,19 @@ class HiveCatalog:
 
         return self.run(f"registering partitions of {name}", go)
 
+    def drop_partitions(self, db: str | None, table: str, partitions: Sequence[dict[str, Any]]) -> list[str]:
+        """ALTER TABLE ... DROP IF EXISTS PARTITION for each spec (external tables: the files stay)."""
+        name = self._q(db, table)
+        stmts = [(partition_spec(v), f"ALTER TABLE {name} DROP IF EXISTS PARTITION ({partition_clause(v)})")
+                 for v in partitions]
+
+        def go(cur):
+            for _spec, sql in stmts:
+                cur.execute(sql)
+            return [s for s, _ in stmts]
+
+        return self.run(f"dropping partitions of {name}", go) if stmts else []
+
     def show_partitions(self, db: str | None, table: str) -> list[str]:
         rows = self.execute(f"SHOW PARTITIONS {self._q(db, table)}", fetch=True)
         return [str(r[0]) for r in rows]

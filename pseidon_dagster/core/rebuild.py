@@ -93,12 +93,14 @@ class RebuildResult:
     reads: list[dict]
     dry_run: bool
     seconds: float = 0.0
+    quarantine_removed: list[str] = dataclasses.field(default_factory=list)
 
     def to_dict(self) -> dict:
         return {"log": self.log, "dry_run": self.dry_run, "seconds": round(self.seconds, 3), "reads": self.reads,
                 "hours": [h.to_dict() for h in self.hours],
                 "replaced": sum(h.action in (REPLACED, CREATED) for h in self.hours),
-                "refused": [h.to_dict()["hour"] for h in self.hours if h.action == REFUSED]}
+                "refused": [h.to_dict()["hour"] for h in self.hours if h.action == REFUSED],
+                **({"quarantine_removed": len(self.quarantine_removed)} if self.quarantine_removed else {})}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
@@ -141,6 +143,7 @@ class HourRewriter:
     whole operation, the hours' files, fresh directories, the recorded, atomic swap (hourswap.py)."""
 
     WHAT = "rewrite"
+    NEEDS_HOURS = True
 
     def __init__(self, settings: Settings, spec: LogSpec, store: OffsetStore, kafka: KafkaSource | None = None,
                  *, owner: str | None = None, notify: Callable[[str], None] | None = None,
@@ -165,7 +168,7 @@ class HourRewriter:
     def run(self, hours: Iterable[int], *, dry_run: bool = False, allow_shrink: bool = False) -> RebuildResult:
         t0 = time.monotonic()
         hours = sorted(set(hours))
-        if not hours:
+        if not hours and self.NEEDS_HOURS:
             raise RebuildError(f"no hours to {self.WHAT}")
         if not dry_run:
             # not in a hurry: it waits for a tail run in flight to finish (up to 10 minutes)
