@@ -119,6 +119,25 @@ def cmd_retention(args) -> int:
     return 0
 
 
+def cmd_quarantine(args) -> int:
+    from .core import redrive
+
+    settings = _settings(args)
+    spec = _table(settings).get(args.log, settings.etl_group)
+    first = args.from_ if args.from_ is not None else None
+    if args.action == "show":
+        print(json.dumps(redrive.show(settings, spec, first, args.to), sort_keys=True))
+        return 0
+    register = None
+    if spec.hive_url:
+        from .core.catalog import registrar_for
+
+        register = registrar_for(settings, spec)
+    result = redrive.Redriver(settings, spec, _store(settings), register=register).run(first, args.to)
+    print(result.to_json())
+    return 0
+
+
 def _hours(text: str) -> float:
     t = text.strip().lower()
     try:
@@ -353,6 +372,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="keep this much quarantine (30d); unset: all")
     p.add_argument("--dry-run", action="store_true", help="list what would be dropped; change nothing")
     p.set_defaults(fn=cmd_retention)
+
+    p = with_config(sub.add_parser(
+        "quarantine", help="summarise a log's quarantine, or re-drive the messages that now parse",
+        description="show: quarantined records by reason, and how many were re-driven. redrive: re-parse the raw "
+                    "bytes of the quarantine files read in [--from, --to) with the log's current format and land "
+                    "those that now parse in their event hours, exactly once (a second re-drive adds nothing)."))
+    p.add_argument("action", choices=["show", "redrive"], help="show a summary, or re-drive")
+    p.add_argument("log", help="the log (pseidon_logs.log, the Kafka topic)")
+    p.add_argument("--from", dest="from_", type=_utc_hour, metavar="TIME",
+                   help="first hour the quarantined messages were read, UTC (default: all)")
+    p.add_argument("--to", type=_utc_hour, metavar="TIME", help="end hour, exclusive, UTC (default: all)")
+    p.set_defaults(fn=cmd_quarantine)
 
     p = sub.add_parser("services", help="start/stop tansu, Redis (and Hive) on loopback for the demo and tests")
     p.add_argument("action", choices=["up", "down", "status"])

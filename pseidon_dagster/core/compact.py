@@ -56,8 +56,10 @@ class Compactor(HourRewriter):
         return sorted(h for h in hours if self._groups(h))
 
     def _groups(self, hour: int) -> list[_Group]:
-        """The merges an hour calls for (none when it is compact already)."""
-        files = self._hour_files(hour)
+        """The merges an hour calls for (none when it is compact already). Re-driven files (redrive.py) stay as they
+        are: they hold the quarantined messages of ranges whose other messages are in the tail's files."""
+        files = [p for p in self._hour_files(hour)
+                 if not FileName.parse(os.path.basename(p)).ext.startswith("redrive.")]
         by_partition: dict[int, list[str]] = {}
         for path in files:
             by_partition.setdefault(FileName.parse(os.path.basename(path)).partition, []).append(path)
@@ -89,7 +91,8 @@ class Compactor(HourRewriter):
         todo = {}
         for h in hours:
             r = reports[h]
-            files = self._hour_files(h)
+            files = [p for p in self._hour_files(h)
+                     if not FileName.parse(os.path.basename(p)).ext.startswith("redrive.")]
             r.files_now = len(files)
             r.records_now = sum(count_records(_LOCAL.fs, p) for p in files)
             groups = self._groups(h)
