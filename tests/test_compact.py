@@ -109,3 +109,23 @@ def test_hive_counts_do_not_change_and_the_cli_reports(tmp_path, settings, log_t
     assert '"replaced": 2' in out.stdout.splitlines()[-1]
     assert counts() == before == [("2026112007", 100), ("2026112008", 100)]
     assert len(data_files(Path(settings.data_dir) / "lake")) == 4
+
+
+def test_the_dagster_compact_job_reports_the_hours_it_compacted(pseidon, instance, settings, log_table, kafka,
+                                                                store, group):
+    from pseidon_dagster.definitions import build_defs
+    from pseidon_dagster.defs.ingest.constants import LAKE_FILES, RESOURCE_KEY
+
+    topic = kafka.topic(2)
+    spec = add_log(log_table, group, topic)
+    tail_runs(settings, spec, store, kafka, topic, runs=6, per_run=40)
+    instance.add_dynamic_partitions("logs", [topic])
+    job = build_defs().resolve_job_def("compact_job")
+    result = job.execute_in_process(instance=instance, partition_key=topic, resources={RESOURCE_KEY: pseidon},
+                                    run_config={"ops": {"compact_log": {"config": {"min_files": 2}}}})
+    assert result.success and result.dagster_run.tags["log"] == topic
+    mats = [e.event_specific_data.materialization for e in result.all_events
+            if e.event_type_value == "ASSET_MATERIALIZATION"]
+    assert {str(m.partition) for m in mats} == {f"2026-11-20-07:00|{topic}", f"2026-11-20-08:00|{topic}"}
+    assert all(m.asset_key == LAKE_FILES and m.metadata["files"].value == 2 for m in mats)
+    assert len(data_files(Path(settings.data_dir) / "lake")) == 4

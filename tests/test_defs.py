@@ -59,7 +59,9 @@ def test_snapshot_of_the_graph():
     assert sorted((c.asset_key.to_user_string(), c.name) for c in graph.asset_check_keys) == [
         ("lake_files", "freshness"), ("lake_files", "offset_continuity"), ("lake_files", "record_counts")]
     assert sorted(j.name for j in defs.resolve_all_job_defs() if not j.name.startswith("__")) == [
-        "hive_table_job", "ingest_job"]
+        "compact_job", "hive_table_job", "ingest_job", "redrive_job", "retention_job"]
+    for name in ("compaction_schedule", "retention_schedule"):  # maintenance on a cron: off until turned on
+        assert defs.resolve_schedule_def(name).default_status == dg.DefaultScheduleStatus.STOPPED
     sensor = defs.resolve_sensor_def("ingest_sensor")
     assert sensor.minimum_interval_seconds == 30
     assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
