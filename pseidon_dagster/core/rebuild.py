@@ -381,15 +381,15 @@ class Rebuilder(HourRewriter):
             data = Sink("data", self.data_root, spec.log, spec.log_partition, spec.hourly, "parquet",
                         lambda stream: ParquetFile(stream, schema, w.parquet_codec, row_group_bytes(
                             {"parquet_block_size": w.parquet_block_size, "max_open_files": w.max_open_files})), token, noop,
-                        rows=True, directory_of=fresh.get)
+                        rows=True, directory_of=fresh.get, fsync=w.fsync)
         else:
             codec = spec.output_format
             data = Sink("data", self.data_root, spec.log, spec.log_partition, spec.hourly, EXTENSIONS[codec],
                         lambda stream: open_text(stream, codec, w.gzip_level, w.zstd_level), token, noop,
-                        directory_of=fresh.get)
+                        directory_of=fresh.get, fsync=w.fsync)
         quarantine = Sink("quarantine", self.quarantine_root, spec.log, spec.log_partition, spec.hourly,
                           REBUILD_QUARANTINE_EXT, lambda stream: open_text(stream, "gzip", w.gzip_level), token,
-                          noop, directory_of=qfresh.get)
+                          noop, directory_of=qfresh.get, fsync=w.fsync)
         if not dry_run:
             self._record_fresh(window, fresh, qfresh)
         # per (partition, hour, segment start): the hour's data file and its quarantine file in that segment
