@@ -17,6 +17,7 @@ the result (launching runs). Two situations are timed per size, each `--rounds` 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -156,11 +157,15 @@ def run(args, tmp: Path, stack: Stack) -> int:
     resource = PseidonResource(config_path=str(conf))
     r = redis.Redis(port=stack.redis_port, decode_responses=True)
 
+    tick_log = open(tmp / "ticks.log", "w")
+
     def tick(instance, cursor=None) -> tuple[float, dg.SensorResult]:
-        ctx = dg.build_sensor_context(instance=instance, cursor=cursor, resources={RESOURCE_KEY: resource})
-        t0 = time.perf_counter()
-        result = ingest_sensor(ctx)
-        return time.perf_counter() - t0, result
+        # the tick's log lines (one per run requested) are written as usual, to a file instead of the terminal
+        with contextlib.redirect_stderr(tick_log):
+            ctx = dg.build_sensor_context(instance=instance, cursor=cursor, resources={RESOURCE_KEY: resource})
+            t0 = time.perf_counter()
+            result = ingest_sensor(ctx)
+            return time.perf_counter() - t0, result
 
     results = []
     try:
@@ -201,6 +206,7 @@ def run(args, tmp: Path, stack: Stack) -> int:
                   f"(rounds: {', '.join(f'{x:.2f}' for x in lag)} / {', '.join(f'{x:.2f}' for x in quiet)})",
                   flush=True)
     finally:
+        tick_log.close()
         table.engine.dispose()
         if drop_db:
             admin, name = drop_db
