@@ -34,8 +34,8 @@ from .test_sensor import requested, tick
 
 class Counter:
     """Counts the calls that go to a server: Kafka admin/consumer requests (through KafkaSource), Redis round trips
-    (one per packed send of a connection, a pipeline or MGET is one; not a new connection's handshake), SQL statements (pseidon_logs and Dagster's
-    storage alike) and Dagster run-record queries."""
+    (one per packed send of a connection, a pipeline or MGET is one; not a new connection's handshake), SQL
+    statements (pseidon_logs and Dagster's storage alike) and Dagster run-record queries."""
 
     KAFKA = ("describe_topics", "list_offsets", "list_topics", "get_watermark_offsets", "offsets_for_times")
 

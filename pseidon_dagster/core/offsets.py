@@ -32,8 +32,8 @@ from .model import IngestResult, Plan
 if TYPE_CHECKING:
     from .lease import Lease
 
-__all__ = ["OffsetStore", "LogState", "OffsetError", "LockedError", "LeaseLost", "Plan", "RedisUnavailable", "connect", "now_ms",
-           "start_offset"]
+__all__ = ["OffsetStore", "LogState", "OffsetError", "LockedError", "LeaseLost", "Plan", "RedisUnavailable", "connect",
+           "now_ms", "start_offset"]
 
 UNREPORTED_KEEP = 50
 MGET_CHUNK = 10_000  # keys per MGET of a batched read (the MGETs of one read share one round trip)

@@ -221,19 +221,19 @@ def evaluate(context: dg.SensorEvaluationContext, pseidon: PseidonResource) -> d
     )
 
 
-def _probe(logs: list[str], s, t0: float) -> dict[str, Probe]:
-    """Measure LOGS in batches (core.lag.measure_many): one metadata request for all their topics, then per
+def _probe(names: list[str], s, t0: float) -> dict[str, Probe]:
+    """Measure the logs NAMES in batches (core.lag.measure_many): one metadata request for all their topics, then per
     PROBE_BATCH logs one Redis round trip and one batch of ListOffsets requests. Logs of batches not started within
     the tick budget are left out (the next tick starts with them)."""
-    if not logs:
+    if not names:
         return {}
     admin = s.kafka.admin()
-    partitions = s.kafka.topic_partitions(logs, admin)
+    partitions = s.kafka.topic_partitions(names, admin)
     out: dict[str, Probe] = {}
-    for i in range(0, len(logs), PROBE_BATCH):
+    for i in range(0, len(names), PROBE_BATCH):
         if time.monotonic() - t0 > TICK_BUDGET_S:
             break
-        out.update(measure_many(logs[i:i + PROBE_BATCH], s.kafka, s.store, admin=admin, partitions=partitions))
+        out.update(measure_many(names[i:i + PROBE_BATCH], s.kafka, s.store, admin=admin, partitions=partitions))
     return out
 
 
