@@ -197,17 +197,17 @@ def run(args, tmp: Path, procs: Procs) -> int:
                 what = ev.dagster_event.event_type.name if ev.dagster_event else "log"
                 print(f"    {ev.timestamp - records[0].event_log_entry.timestamp:6.2f}  {what:<22} "
                       f"{(ev.user_message or '')[:90]}")
-        row = {name: stamps[b] - stamps[a] for name, a, b in PHASES}
+        row = {name.strip(): stamps[b] - stamps[a] for name, a, b in PHASES}
         rounds.append(row)
-        print(f"  run {i + 1}: " + "  ".join(f"{k.strip()} {v:.2f}s" for k, v in row.items()), flush=True)
+        print(f"  run {i + 1}: " + "  ".join(f"{k} {v:.2f}s" for k, v in row.items()), flush=True)
 
     load = os.getloadavg()
-    med = {name: statistics.median(r[name] for r in rounds) for name, _, _ in PHASES}
+    med = {name.strip(): statistics.median(r[name.strip()] for r in rounds) for name, _, _ in PHASES}
     print()
     print(f"no-op ingest_job through dagster-daemon, medians of {args.runs} (load average {load[0]:.2f} {load[1]:.2f} "
           f"{load[2]:.2f}; dequeue interval {args.dequeue_interval or 'default (5 s)'})")
     for name, a, b in PHASES:
-        print(f"  {name:<7} {med[name]:6.2f}s   {a} -> {b}")
+        print(f"  {name:<8} {med[name.strip()]:6.2f}s   {a} -> {b}")
     print(f"  definitions load in a fresh process: {load_s:.2f}s")
     if args.json:
         Path(args.json).write_text(json.dumps({"load_average": load, "definitions_load_s": load_s, "median": med,
