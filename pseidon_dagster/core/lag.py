@@ -1,17 +1,19 @@
 """What the Dagster sensor measures and decides (plain Python, no Dagster): per log, Kafka's high watermarks against the offsets stored
-in Redis. Cheap and bounded: metadata and watermark requests with short timeouts; it never reads a message and
-never writes to Redis (offsets are committed only by the run's last step)."""
+in Redis. Cheap and bounded: metadata and watermark requests with short timeouts, batched over all the logs of a
+tick (measure_many: a constant number of Kafka requests and one Redis round trip, however many logs); it never
+reads a message and never writes to Redis (offsets are committed only by the run's last step)."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 
 from confluent_kafka import Consumer
 
 from .config import Settings
-from .kafka import KafkaSource
-from .offsets import OffsetStore
+from .kafka import KafkaSource, TopicNotFound
+from .offsets import OffsetError, OffsetStore
 
 SENSOR_KAFKA_TIMEOUT_S = 3.0
 SENSOR_REDIS_TIMEOUT_S = 3.0
@@ -36,7 +38,7 @@ class LogLag:
     plan_id: str | None  # a stored plan: a run planned, maybe wrote files, and did not commit
     use_earliest: bool
 
-    @property
+    @functools.cached_property
     def starts(self) -> dict[int, int]:
         """Where a run would start reading, by the planner's rule (a log without any offset that has files in the
         lake resumes after them; the sensor does not look, so it counts such a log as new)."""
@@ -44,7 +46,7 @@ class LogLag:
 
         return start_offsets(self.stored, self.marks, self.use_earliest)[0]
 
-    @property
+    @functools.cached_property
     def lag(self) -> int:
         starts = self.starts
         return sum(max(0, hi - max(starts[p], lo)) for p, (lo, hi) in self.marks.items())
@@ -60,7 +62,7 @@ class LogLag:
         """Partitions whose stored offset is past the high watermark (the topic was re-created?)."""
         return sorted(p for p, (_, hi) in self.marks.items() if (self.stored.get(p) or 0) > hi)
 
-    @property
+    @functools.cached_property
     def key(self) -> str:
         """Identifies the work: the same stored offsets, high watermarks and stored plan give the same key, so the
         run a key was requested for is never requested twice (and a retry of a failed plan is left to Dagster's
@@ -73,13 +75,63 @@ class LogLag:
         return hashlib.sha1(body.encode()).hexdigest()[:16]
 
 
+@dataclasses.dataclass(frozen=True)
+class Probe:
+    """One log's part of a batched measurement: its LogLag, or why there is none (its lease is held by a run, which
+    the sensor leaves alone; its topic does not exist; a stored offset is not an integer)."""
+
+    log: str
+    lag: LogLag | None = None
+    lease: str | None = None  # the lease value "<token>|<owner>" when a run holds it
+    error: TopicNotFound | OffsetError | None = None
+
+
+def measure_many(logs: list[str], kafka: KafkaSource, store: OffsetStore, *, admin=None,
+                 partitions: dict[str, list[int] | None] | None = None, skip_leased: bool = True,
+                 consumer: Consumer | None = None) -> dict[str, Probe]:
+    """Measure LOGS with a number of requests that does not grow with their number: one metadata request for all
+    their topics (unless PARTITIONS, from KafkaSource.topic_partitions, is given), one Redis round trip for every
+    stored offset, plan and lease (OffsetStore.read_many), and batched ListOffsets requests for the watermarks
+    (KafkaSource.watermarks_many) of the logs that are not leased (SKIP_LEASED) and have a topic. Redis is read
+    before Kafka, so a stored offset is never newer than the watermarks it is compared with.
+
+    Raises KafkaUnavailable or redis.RedisError (the whole batch is unknown); per-log problems are in the Probes.
+    """
+    if not logs:
+        return {}
+    if admin is None:
+        admin = kafka.admin()  # no close(): an AdminClient is freed with its last reference
+    if partitions is None:
+        partitions = kafka.topic_partitions(logs, admin)
+    states = store.read_many({log: partitions.get(log) or [] for log in logs})
+    out: dict[str, Probe] = {}
+    wanted: dict[str, list[int]] = {}
+    for log in logs:
+        st = states[log]
+        if skip_leased and st.lease is not None:
+            out[log] = Probe(log, lease=st.lease)
+        elif partitions.get(log) is None:
+            out[log] = Probe(log, lease=st.lease, error=TopicNotFound(
+                f"topic {log!r} does not exist on {kafka.settings.bootstrap_servers}"))
+        elif st.error is not None:
+            out[log] = Probe(log, lease=st.lease, error=st.error)
+        else:
+            wanted[log] = partitions[log]
+    marks = kafka.watermarks_many(wanted, admin, consumer)
+    for log in wanted:
+        st = states[log]
+        out[log] = Probe(log, LogLag(log, st.stored, marks[log], st.plan.plan_id if st.plan else None,
+                                     kafka.settings.kafka_use_earliest), lease=st.lease)
+    return out
+
+
 def measure(log: str, kafka: KafkaSource, store: OffsetStore, consumer: Consumer | None = None) -> LogLag:
-    """Raises KafkaUnavailable / TopicNotFound (core.kafka) or redis.RedisError; never blocks beyond the timeouts."""
-    parts = kafka.partitions(log, consumer)
-    marks = kafka.watermarks(log, parts, consumer)
-    stored = store.get(log, parts)
-    plan = store.load_plan(log)
-    return LogLag(log, stored, marks, plan.plan_id if plan else None, kafka.settings.kafka_use_earliest)
+    """One log (measure_many of one). Raises KafkaUnavailable / TopicNotFound (core.kafka), OffsetError or
+    redis.RedisError; never blocks beyond the timeouts."""
+    probe = measure_many([log], kafka, store, skip_leased=False, consumer=consumer)[log]
+    if probe.error is not None:
+        raise probe.error
+    return probe.lag
 
 
 @dataclasses.dataclass(frozen=True)

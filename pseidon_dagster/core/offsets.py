@@ -19,6 +19,7 @@ the same atomic step. Offsets only move forward on commit.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import time
 from typing import TYPE_CHECKING, Iterator
@@ -31,10 +32,11 @@ from .model import IngestResult, Plan
 if TYPE_CHECKING:
     from .lease import Lease
 
-__all__ = ["OffsetStore", "OffsetError", "LockedError", "LeaseLost", "Plan", "RedisUnavailable", "connect", "now_ms",
-           "start_offset"]
+__all__ = ["OffsetStore", "LogState", "OffsetError", "LockedError", "LeaseLost", "Plan", "RedisUnavailable", "connect",
+           "now_ms", "start_offset"]
 
 UNREPORTED_KEEP = 50
+MGET_CHUNK = 10_000  # keys per MGET of a batched read (the MGETs of one read share one round trip)
 
 
 class OffsetError(RuntimeError):
@@ -221,6 +223,48 @@ class OffsetStore:
                 raise OffsetError(f"Redis key {key} holds {v!r}, not an integer offset") from None
         return out
 
+    def read_many(self, logs: dict[str, list[int]]) -> dict[str, "LogState"]:
+        """Per log the stored offsets of the given partitions, the stored plan and the lease holder, in one round
+        trip whatever the number of logs: one MGET (several in one pipeline past MGET_CHUNK keys) on Redis; on Redis
+        Cluster one MGET per hash slot, pipelined (one round trip per node). Not one atomic snapshot on a cluster,
+        nor across logs; each value is one the key held during the read. A value that is not an integer offset makes
+        that log's state an OffsetError, not the whole read."""
+        keys: list[str] = []
+        for log, parts in logs.items():
+            keys += [self.lease_key(log), self.plan_key(log), self.legacy_plan_key(log)]
+            keys += [self.offset_key(log, p) for p in parts]
+        if not keys:
+            return {}
+        with answering(self.r, f"read the stored offsets, plans and leases of {len(logs)} logs"):
+            values = self._mget(keys)
+        out: dict[str, LogState] = {}
+        i = 0
+        for log, parts in logs.items():
+            lease, plan, legacy = values[i:i + 3]
+            raw = values[i + 3:i + 3 + len(parts)]
+            i += 3 + len(parts)
+            stored: dict[int, int | None] = {}
+            error = None
+            for p, v in zip(parts, raw):
+                try:
+                    stored[p] = None if v is None else int(v)
+                except ValueError:
+                    error = OffsetError(f"Redis key {self.offset_key(log, p)} holds {v!r}, not an integer offset")
+                    break
+            plan_json = plan if plan is not None else legacy
+            out[log] = LogState(stored, Plan.from_json(plan_json) if plan_json else None, lease, error)
+        return out
+
+    def _mget(self, keys: list[str]) -> list:
+        if self.cluster:
+            return self.r.mget_nonatomic(keys)
+        if len(keys) <= MGET_CHUNK:
+            return self.r.mget(keys)
+        pipe = self.r.pipeline(transaction=False)
+        for i in range(0, len(keys), MGET_CHUNK):
+            pipe.mget(keys[i:i + MGET_CHUNK])
+        return [v for chunk in pipe.execute() for v in chunk]
+
     def set(self, topic: str, offsets: dict[int, int]) -> None:
         """Set offsets as they are (offsets reset; first sight of a partition). Commits go through commit()."""
         with answering(self.r, f"store the offsets of {topic}"):
@@ -375,6 +419,16 @@ class OffsetStore:
         lease.mark_lost(what)
         why = "is about to expire (renewals are failing)" if answer == -1 else "is held by another run now"
         raise LeaseLost(f"{lease.log}: cannot {what}: this run's lease (token {lease.token}) {why}; nothing committed")
+
+
+@dataclasses.dataclass(frozen=True)
+class LogState:
+    """What read_many found for one log."""
+
+    stored: dict[int, int | None]  # per partition asked for: the stored offset, None when there is none
+    plan: Plan | None  # a stored plan (a run planned, maybe published files, and did not commit)
+    lease: str | None  # the lease value "<token>|<owner>" while a run holds it
+    error: OffsetError | None = None  # a stored offset that is not an integer
 
 
 def now_ms() -> int:

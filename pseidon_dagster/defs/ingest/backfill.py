@@ -15,7 +15,6 @@ import datetime as dt
 import dagster as dg
 
 from ...core.partitioning import hour_key, hour_start
-from ...core.rebuild import CREATED, REFUSED, REPLACED, Rebuilder
 from .checks import file_detail, verify_continuity, verify_record_counts
 from .constants import HIVE_TABLE, HOUR_DIM, LAKE_FILES, LOG_DIM, OFFSET_CONTINUITY, RECORD_COUNTS
 from .resources import PseidonResource
@@ -38,6 +37,9 @@ def selected_hours(keys) -> dict[str, list[int]]:
 
 def rebuild_partitions(context: dg.AssetExecutionContext, pseidon: PseidonResource, *, dry_run: bool,
                        allow_shrink: bool) -> None:
+    # Imported here, not at definition load: every run worker loads the definitions, few of them rebuild.
+    from ...core.rebuild import CREATED, REFUSED, REPLACED, Rebuilder
+
     owner = f"dagster:{context.run.root_run_id or context.run.run_id}"
     refused: list[str] = []
     for log, hours in selected_hours(context.partition_keys).items():

@@ -11,18 +11,18 @@ check functions below re-verify one partition from the files on disk, for a part
 import dataclasses
 import datetime as dt
 import warnings
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
 import dagster as dg
 
-from ...core.ingest import FileInfo, IngestResult
-from ...core.hourswap import REBUILD_QUARANTINE_EXT
 from ...core.partitioning import FileName, partition_dir
-from ...core.storage import Storage
-from ...core.writers import count_records
 from .constants import HOUR_DIM, LAKE_FILES, LOG_DIM, OFFSET_CONTINUITY, RECORD_COUNTS
 from .partitions import log_hours
 from .resources import PseidonResource
+
+if TYPE_CHECKING:  # the modules below are imported where they are used: an ingest run's worker needs none of them
+    from ...core.model import FileInfo, IngestResult
+    from ...core.storage import Storage
 
 
 @dataclasses.dataclass
@@ -68,7 +68,7 @@ def _fmt(ranges: Iterable[Segment]) -> str:
     return ", ".join(f"[{s}, {e})" for s, e in ranges)
 
 
-def run_continuity(result: IngestResult, previous_end: dict[int, int] | None = None) -> Outcome:
+def run_continuity(result: "IngestResult", previous_end: dict[int, int] | None = None) -> Outcome:
     """This run's files tile its plan [start, end) per Kafka partition, and each plan starts where the previous
     successful run of the log ended (`previous_end`, from Dagster's record of that run)."""
     segs = segments((f.partition, f.start, f.end) for f in result.files)
@@ -104,7 +104,7 @@ def run_continuity(result: IngestResult, previous_end: dict[int, int] | None = N
                          "run's end to the end of the plan, with no gap or overlap", metadata)
 
 
-def run_record_counts(result: IngestResult) -> Outcome:
+def run_record_counts(result: "IngestResult") -> Outcome:
     data = sum(f.records for f in result.files if f.kind == "data")
     quarantine = sum(f.records for f in result.files if f.kind == "quarantine")
     metadata = {"read": result.read, "written": result.written, "filtered": result.filtered,
@@ -126,10 +126,14 @@ def run_record_counts(result: IngestResult) -> Outcome:
 
 # --- re-verification from disk ---------------------------------------------------------------------------------
 
-def landed_files(settings, spec, kind: str = "data", hour: int | None = None) -> list[tuple[Storage, str, FileName]]:
+def landed_files(settings, spec, kind: str = "data", hour: int | None = None
+                 ) -> "list[tuple[Storage, str, FileName]]":
     """The published files of one log, optionally of one event hour. Hidden files and directories (temporary files,
     a backfill's fresh directories) and a backfill's own quarantine files (outside the log's offset tiling) are not
     counted."""
+    from ...core.hourswap import REBUILD_QUARANTINE_EXT
+    from ...core.storage import Storage
+
     root = settings.resolve_path(spec.base_partition if kind == "data" else spec.quarantine)
     storage, base = Storage.for_path(root)
     if hour is not None and kind == "data":
@@ -204,6 +208,8 @@ def verify_continuity(settings, spec, hour: int) -> Outcome:
 def verify_record_counts(settings, spec, hour: int, recorded: dict[str, int]) -> Outcome:
     """The files of the hour hold the records the runs reported (`recorded`: path -> records, from the
     materializations of this partition)."""
+    from ...core.writers import count_records
+
     on_disk = {path: count_records(storage.fs, path) for storage, path, _ in landed_files(settings, spec, "data", hour)}
     mismatched = {p: [recorded[p], n] for p, n in on_disk.items() if p in recorded and recorded[p] != n}
     missing = sorted(p for p in recorded if p not in on_disk)
@@ -268,6 +274,6 @@ def record_counts(context: dg.AssetCheckExecutionContext, pseidon: PseidonResour
         return _result(verify_record_counts(s.settings, spec, hour, recorded))
 
 
-def file_detail(files: list[FileInfo]) -> list[dict]:
+def file_detail(files: "list[FileInfo]") -> list[dict]:
     return [{"path": f.path, "partition": f.partition, "start": f.start, "end": f.end, "records": f.records,
              "bytes": f.bytes} for f in files]

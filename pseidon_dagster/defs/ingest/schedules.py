@@ -8,7 +8,7 @@ import dagster as dg
 from .constants import INGEST_JOB, LOG_TAG, REASON_TAG, SCHEDULE
 from .partitions import logs
 from .resources import PseidonResource
-from .sensors import busy_reason
+from .sensors import busy_or_retrying_logs
 
 CRON = os.environ.get("PSEIDON_SCHEDULE_CRON", "*/10 * * * *")
 
@@ -32,8 +32,9 @@ def ingest_schedule(context: dg.ScheduleEvaluationContext, pseidon: PseidonResou
         context.instance.add_dynamic_partitions(logs.name, new)
     stamp = context.scheduled_execution_time.strftime("%Y%m%dT%H%M")
     requests = []
+    busy_logs = busy_or_retrying_logs(context.instance)  # not a run query per log
     for spec in specs:
-        busy = busy_reason(context.instance, spec.log)
+        busy = busy_logs.get(spec.log)
         if busy:
             context.log.info(f"{spec.log}: {busy}; not scheduled this time")
             continue

@@ -1,7 +1,13 @@
 """ingest_sensor: every 30 s, keep the `logs` partitions in sync with pseidon_logs and request one run per log that
 has work. It reads pseidon_logs, Kafka watermarks and Redis, nothing else: no message is read and no offset is
-committed here (the run's last step commits)."""
+committed here (the run's last step commits).
 
+A tick's cost does not grow in requests per log: one read of pseidon_logs, one query of the unfinished runs, one
+Kafka metadata request for every topic, one Redis round trip for every offset, plan and lease, and batched
+ListOffsets requests for the watermarks (core.lag.measure_many). Only a log whose exact work was requested before
+(a failed run, to be requested again after a back-off) costs a run query of its own."""
+
+import datetime as dt
 import json
 import time
 
@@ -10,9 +16,9 @@ import redis
 import sqlalchemy as sa
 
 from ...core.kafka import KafkaUnavailable, TopicNotFound
-from ...core.lag import decide, measure, sensor_settings
+from ...core.lag import Probe, decide, measure_many, sensor_settings
 from ...core.logtable import LogTableUnavailable
-from ...core.offsets import OffsetError, now_ms, redis_where
+from ...core.offsets import now_ms, redis_where
 from ..ops.queues import publish_queues
 from .constants import INGEST_JOB, LAG_TAG, LOG_TAG, REASON_TAG, SENSOR
 from .partitions import logs
@@ -21,6 +27,9 @@ from .resources import PseidonResource
 # Stop probing more logs after this many seconds of a tick (Dagster times a sensor out at 60 s); the logs left over
 # are probed first by the next tick.
 TICK_BUDGET_S = 40.0
+# Logs measured together (one Redis round trip and one batch of ListOffsets requests each); the budget is checked
+# between batches.
+PROBE_BATCH = 5000
 CURSOR_VERSION = 2
 WILL_RETRY_TAG = "dagster/will_retry"  # set by Dagster on a failed run that its run retries will launch again
 UNFINISHED = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
@@ -64,6 +73,22 @@ def busy_logs(instance: dg.DagsterInstance) -> dict[str, str]:
         log = rec.dagster_run.tags.get(LOG_TAG)
         if log:
             out.setdefault(log, _busy(rec.dagster_run))
+    return out
+
+
+def busy_or_retrying_logs(instance: dg.DagsterInstance, window_s: float = 86_400.0) -> dict[str, str]:
+    """busy_logs, plus the logs whose latest run failed and is about to be retried (busy_reason): one query for the
+    unfinished runs, one for the runs that failed with `dagster/will_retry` within WINDOW_S (the run retry daemon
+    relaunches a run within seconds), and one busy_reason query only for each log that has such a run."""
+    out = busy_logs(instance)
+    since = dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=window_s)
+    failed = instance.get_run_records(filters=dg.RunsFilter(
+        job_name=INGEST_JOB, statuses=[dg.DagsterRunStatus.FAILURE], tags={WILL_RETRY_TAG: "true"},
+        updated_after=since))
+    for log in sorted({rec.dagster_run.tags.get(LOG_TAG) for rec in failed} - set(out) - {None}):
+        why = busy_reason(instance, log)
+        if why:
+            out[log] = why
     return out
 
 
@@ -132,31 +157,30 @@ def evaluate(context: dg.SensorEvaluationContext, pseidon: PseidonResource) -> d
 
         requests: list[dg.RunRequest] = []
         notes: list[str] = [f"{err.log}: bad row ({err.column})" for err in errors]
-        busy = busy_logs(context.instance)
-        consumer = s.kafka.consumer()
+        busy = busy_logs(context.instance)  # one run-status query for every log
         try:
+            probes = _probe([log for log in order if log not in busy], s, t0)
             for log in order:
-                if time.monotonic() - t0 > TICK_BUDGET_S:
-                    cursor["next"] = log
-                    notes.append(f"tick budget of {TICK_BUDGET_S:.0f}s used up; {log} and later logs next tick")
-                    break
                 if log in busy:
                     notes.append(f"{log}: {busy[log]}")
                     continue
-                holder = s.store.r.get(s.store.lease_key(log))
-                if holder is not None:  # a backfill (or a CLI run) works on the log: leave it alone until it ends
-                    notes.append(f"{log}: its lease is held by {holder.partition('|')[2] or holder}")
+                if log not in probes or time.monotonic() - t0 > TICK_BUDGET_S:
+                    cursor["next"] = log
+                    notes.append(f"tick budget of {TICK_BUDGET_S:.0f}s used up; {log} and later logs next tick")
+                    break
+                probe = probes[log]
+                if probe.lease is not None:  # a backfill (or a CLI run) works on the log: leave it alone until it ends
+                    notes.append(f"{log}: its lease is held by {probe.lease.partition('|')[2] or probe.lease}")
                     continue
-                try:
-                    m = measure(log, s.kafka, s.store, consumer)
-                except TopicNotFound as e:
-                    context.log.warning(str(e))
+                if isinstance(probe.error, TopicNotFound):
+                    context.log.warning(str(probe.error))
                     notes.append(f"{log}: topic not found")
                     continue
-                except OffsetError as e:
-                    context.log.error(str(e))
-                    notes.append(f"{log}: {e}")
+                if probe.error is not None:
+                    context.log.error(str(probe.error))
+                    notes.append(f"{log}: {probe.error}")
                     continue
+                m = probe.lag
                 now = now_ms()
                 d = decide(m, settings, now, cursor["waiting"].get(log))
                 if d.waiting_since_ms is not None:
@@ -169,7 +193,7 @@ def evaluate(context: dg.SensorEvaluationContext, pseidon: PseidonResource) -> d
                 reason = d.reason
                 prev = cursor["requested"].get(log) or {}
                 attempt = 0
-                if prev.get("key") == m.key:
+                if prev.get("key") == m.key:  # rare: the same work was requested before (a run query per such log)
                     again, why = retry_decision(context.instance, log, prev, settings.sensor_retry_backoff_ms, now)
                     if not again:
                         notes.append(f"{log}: {why}")
@@ -189,8 +213,6 @@ def evaluate(context: dg.SensorEvaluationContext, pseidon: PseidonResource) -> d
         except redis.RedisError as e:
             _apply_partitions(context, partition_requests)
             raise _fail("Redis", redis_where(s.store.r), e) from None
-        finally:
-            consumer.close()
 
     # --- operations (issue 11): etl-kafka-work-queue and the run queue for /metrics (defs/ops/queues.py) ---------
     publish_queues(context, settings, wanted, requests, cursor, busy)
@@ -201,6 +223,22 @@ def evaluate(context: dg.SensorEvaluationContext, pseidon: PseidonResource) -> d
         cursor=json.dumps(cursor, sort_keys=True),
         skip_reason=None if requests else ("; ".join(notes) or "no enabled logs in pseidon_logs")[:2000],
     )
+
+
+def _probe(names: list[str], s, t0: float) -> dict[str, Probe]:
+    """Measure the logs NAMES in batches (core.lag.measure_many): one metadata request for all their topics, then per
+    PROBE_BATCH logs one Redis round trip and one batch of ListOffsets requests. Logs of batches not started within
+    the tick budget are left out (the next tick starts with them)."""
+    if not names:
+        return {}
+    admin = s.kafka.admin()
+    partitions = s.kafka.topic_partitions(names, admin)
+    out: dict[str, Probe] = {}
+    for i in range(0, len(names), PROBE_BATCH):
+        if time.monotonic() - t0 > TICK_BUDGET_S:
+            break
+        out.update(measure_many(names[i:i + PROBE_BATCH], s.kafka, s.store, admin=admin, partitions=partitions))
+    return out
 
 
 def _apply_partitions(context: dg.SensorEvaluationContext, requests: list) -> None:
