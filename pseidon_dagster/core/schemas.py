@@ -623,7 +623,22 @@ def cast_text_column(arr: pa.Array, t: pa.DataType, keep=None) -> pa.Array | Non
         return None
 
 
+def _bool_in_number(values, t: pa.DataType) -> bool:
+    """Is a boolean where T wants a number, inside lists or structs? Arrow's nested inference turns it into 0/1
+    ([[False], [0.0]] infers as list<double>) where the converter refuses it."""
+    if pa.types.is_list(t):
+        return any(type(v) is list and _bool_in_number(v, t.value_type) for v in values)
+    if pa.types.is_struct(t):
+        return any(type(v) is dict and any(_bool_in_number([x], t.field(i).type)
+                                           for i, x in enumerate(v.get(f.name) for f in t)) for v in values)
+    if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t) or pa.types.is_timestamp(t):
+        return any(type(v) is bool for v in values)
+    return False
+
+
 def _arrow_chunk(values, t: pa.DataType) -> pa.Array | None:
+    if (pa.types.is_list(t) or pa.types.is_struct(t)) and _bool_in_number(values, t):
+        return None  # value by value: the converter says which and why
     try:
         if pa.types.is_map(t):
             arr = _map_chunk(values, t)
