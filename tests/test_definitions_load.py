@@ -36,7 +36,8 @@ def test_the_same_definitions_as_the_component_tree():
         tree = dg.ComponentTree.from_module(defs_module=defs_package, project_root=REPO).build_defs()
     ours = build_defs()
     assert describe(ours) == describe(tree)
-    assert describe(ours)["jobs"] == ["__ASSET_JOB", "hive_table_job", "ingest_job"]
+    assert describe(ours)["jobs"] == ["__ASSET_JOB", "compact_job", "hive_table_job", "ingest_job", "redrive_job",
+                                      "retention_job"]
 
 
 def test_loading_the_definitions_leaves_the_rebuild_machinery_unimported():
