@@ -149,8 +149,13 @@ def test_round_trips_per_tick_do_not_grow_with_the_number_of_logs(monkeypatch, p
     # one metadata request; earliest + latest ListOffsets (600 partitions: one call each); no per-partition query
     assert few["kafka describe_topics"] == 1 and few["kafka list_offsets"] == 2
     assert "kafka get_watermark_offsets" not in few and "kafka list_topics" not in few
-    assert few["redis round trips"] == 1  # offsets, plans and leases of every log in one MGET
-    assert few["dagster run queries"] == 1  # the unfinished runs of every log
+    # offsets, plans and leases of every log in one MGET; then etl-kafka-work-queue for the dashboards (defs/ops/
+    # queues.py: the failing logs read, the list rewritten in one transaction) -- a few round trips, whatever the logs
+    assert few["redis round trips"] == 1 + QUEUE_ROUND_TRIPS
+    assert few["dagster run queries"] == 2  # the unfinished runs of every log; the queued ones (for the work queue)
+
+
+QUEUE_ROUND_TRIPS = 3
 
 
 def test_a_tick_over_200_logs_is_far_inside_the_budget(pseidon, instance, log_table, kafka_bootstrap, group):
