@@ -201,7 +201,7 @@ def confine(spec: LogSpec, settings: Settings) -> LogSpec:
 
     if secrets.is_reference(spec.hive_password):
         try:
-            secrets.check_row_reference(spec.hive_password, secrets.VaultConfig.from_conf(settings.vault))
+            secrets.check_row_reference(spec.hive_password, settings.vault)
         except secrets.SecretError as e:
             raise LogConfigError(spec.log, "hive_password", str(e)) from None
     return spec
