@@ -492,7 +492,9 @@ def catalog_for(settings: Settings, spec: LogSpec) -> tuple[HiveCatalog, str, st
         db, table = split_table(table_name_of(spec), target.database)
     except CatalogError as e:
         raise CatalogError(f"log {spec.log!r}: {e}") from None
-    h = settings.hive  # its column names were checked when pseidon.edn was read (config.py)
+    h = settings.hive
+    for col in (h.date_column, h.hour_column):  # checked when pseidon.edn is read, and again here, where SQL is made
+        ident(col, ":hive partition column")
     cat = HiveCatalog(target, spec.hive_user, _password(settings, spec), retries=h.retries,
                       backoff_s=h.retry_backoff_s)
     return cat, db, table
