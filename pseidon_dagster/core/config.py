@@ -623,7 +623,6 @@ _VAULT = object()  # resolve_secret for load(): a resolver made from the file's 
 
 @dataclasses.dataclass
 class _Parse:
-    source: str
     resolve: Callable[[str], str] | object
     vault: VaultConfig | None = None
     unknown: list[str] = dataclasses.field(default_factory=list)
@@ -688,15 +687,13 @@ def _make(cls: type, fields: dict[str, Any]) -> Any:
     return cls(**flat)
 
 
-
-
 def from_mapping(raw: dict[str, Any], source: str | None = None,
                  resolve_secret: Callable[[str], str] | None = None, strict: bool = False) -> Settings:
     """Settings from a plain mapping with the EDN key names (without the leading ':'). RESOLVE_SECRET turns vault:
     references into values (default: kept as they are). Unknown keys are warned about, or with STRICT (or
     `:strict true`) refused."""
     where = source or "config"
-    parse = _Parse(where, resolve_secret or (lambda v: v))
+    parse = _Parse(resolve_secret or (lambda v: v))
     settings = dataclasses.replace(parse.section(ROOT, raw, ""), source=source)
     if parse.unknown and (strict or settings.strict):
         raise ConfigError(f"{where}: " + "; ".join(f"unknown key {u}" for u in parse.unknown)
