@@ -1,4 +1,5 @@
-"""The `pseidon-dagster` command."""
+"""The `pseidon-dagster` command: one small function per subcommand, calling core/ (no logic here). A failure is one
+line naming the server and the pseidon.edn key, or what to run (core/diagnose.py); -v shows the traceback."""
 from __future__ import annotations
 
 import argparse
@@ -11,7 +12,11 @@ from .core import config as config_mod
 
 
 def _settings(args):
-    return config_mod.load(args.config)
+    """pseidon.edn (--config, --strict), its Kafka clients quiet unless -v; kept on ARGS for the error message."""
+    from .core.diagnose import quiet_kafka
+
+    args.settings = quiet_kafka(config_mod.load(args.config, strict=args.strict), args.verbose)
+    return args.settings
 
 
 def _store(settings):
@@ -164,21 +169,71 @@ def cmd_services(args) -> int:
     return 0
 
 
-def cmd_logs(args) -> int:
+def cmd_logs_init(args) -> int:
     from .core.logtable import create_table
 
+    table = _table(_settings(args))
+    create_table(table.engine, with_date_format=args.with_date_format)
+    print(f"pseidon_logs ready in {table.engine.url.render_as_string(hide_password=True)}")
+    return 0
+
+
+def cmd_logs_list(args) -> int:
     settings = _settings(args)
-    table = _table(settings)
-    if args.action == "init":
-        create_table(table.engine, with_date_format=args.with_date_format)
-        print(f"pseidon_logs ready in {table.engine.url.render_as_string(hide_password=True)}")
-        return 0
-    good, bad = table.logs(settings.etl_group)
+    good, bad = _table(settings).logs(settings.etl_group)
     for spec in good:
         print(f"{spec.log:30} {spec.format:40} {spec.output_format:8} {spec.base_partition}/{spec.log_partition}")
     for err in bad:
         print(f"ERROR {err}", file=sys.stderr)
     return 1 if bad else 0
+
+
+def cmd_logs_add(args) -> int:
+    from .core.kafka import KafkaSource
+
+    settings = _settings(args)
+    row = {"log": args.log, "format": args.format, "output_format": args.output_format,
+           "base_partition": args.base_partition, "log_partition": args.log_partition, "quarantine": args.quarantine,
+           "hive_url": args.hive_url, "hive_table_name": args.hive_table_name, "hive_user": args.hive_user,
+           "hive_password": args.hive_password, "log_group": args.group or settings.etl_group,
+           "enabled": 0 if args.disabled else 1, "date_format": args.date_format}
+    spec = _table(settings).add(row, replace=args.replace, partitions=KafkaSource(settings).partitions)
+    print(f"added {spec.log} (log_group {row['log_group']}, {'disabled' if args.disabled else 'enabled'}): "
+          f"{spec.format} -> {spec.output_format} under {settings.resolve_path(spec.base_partition)}/"
+          f"{spec.log_partition}")
+    return 0
+
+
+def cmd_logs_show(args) -> int:
+    from .core.kafka import KafkaSource
+
+    settings = _settings(args)
+    shown = _table(settings).describe(args.log, partitions=KafkaSource(settings).partitions)
+    print(json.dumps(shown, indent=2, default=str))
+    return 0 if shown["valid"] else 1
+
+
+def cmd_logs_enable(args) -> int:
+    _table(_settings(args)).set_enabled(args.log, True)
+    print(f"enabled {args.log}")
+    return 0
+
+
+def cmd_logs_disable(args) -> int:
+    _table(_settings(args)).set_enabled(args.log, False)
+    print(f"disabled {args.log}")
+    return 0
+
+
+def cmd_config_check(args) -> int:
+    print(f"{_settings(args).source}: ok")
+    return 0
+
+
+def cmd_config_keys(args) -> int:
+    print(config_mod.markdown())
+    print(config_mod.markdown_inert())
+    return 0
 
 
 def cmd_offsets(args) -> int:
@@ -323,17 +378,30 @@ def cmd_demo(args) -> int:
     return demo_main(args)
 
 
+class _Command(argparse.ArgumentParser):
+    """A subcommand's parser: -v works after the subcommand too."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                          help="debug logs (librdkafka's too), and the traceback of a failure")
+
+
+def with_config(p):
+    p.add_argument("--config", help="pseidon.edn (default: $PSEIDON_CONF, else /opt/pseidon-etl/conf/pseidon.edn)")
+    p.add_argument("--strict", action="store_true", help="unknown keys in pseidon.edn are an error (as :strict true)")
+    return p
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="pseidon-dagster", description=__doc__)
-    ap.add_argument("-v", "--verbose", action="store_true")
-    sub = ap.add_subparsers(dest="command", required=True)
-
-    def with_config(p):
-        p.add_argument("--config", help="pseidon.edn (default: $PSEIDON_CONF, else /opt/pseidon-etl/conf/pseidon.edn)")
-        return p
+    ap.add_argument("-v", "--verbose", action="store_true",
+                    help="debug logs (librdkafka's too), and the traceback of a failure")
+    sub = ap.add_subparsers(dest="command", required=True, parser_class=_Command)
+    log_help = "the log (pseidon_logs.log, the Kafka topic)"
 
     p = with_config(sub.add_parser("ingest", help="run one micro-batch of one log and print a JSON summary"))
-    p.add_argument("log")
+    p.add_argument("log", help=log_help)
     p.add_argument("--no-hive", action="store_true", help="skip Hive partition registration")
     p.set_defaults(fn=cmd_ingest)
 
@@ -342,7 +410,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Rebuild hours [--from, --to) of LOG: exactly the log's committed messages whose event time falls "
                     "in each hour, from Kafka, swapped in atomically for Hive and directory readers. Offsets in Redis "
                     "do not move. Exit 2 when an hour was refused because it would shrink."))
-    p.add_argument("log", help="the log (pseidon_logs.log, the Kafka topic)")
+    p.add_argument("log", help=log_help)
     p.add_argument("--from", dest="from_", type=_utc_hour, required=True, help="first hour, UTC: 2026-11-20T10:00")
     p.add_argument("--to", type=_utc_hour, required=True, help="end hour, UTC, exclusive: 2026-11-20T14:00")
     p.add_argument("--dry-run", action="store_true", help="report per hour what a rebuild would write; change nothing")
@@ -386,28 +454,61 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=cmd_quarantine)
 
     p = sub.add_parser("services", help="start/stop tansu, Redis (and Hive) on loopback for the demo and tests")
-    p.add_argument("action", choices=["up", "down", "status"])
-    p.add_argument("--state-dir", default="var/services")
-    p.add_argument("--kafka-port", type=int, default=19092)
-    p.add_argument("--redis-port", type=int, default=6379)
-    p.add_argument("--hive-port", type=int, default=None)
+    p.add_argument("action", choices=["up", "down", "status"], help="start what is not running, stop what "
+                   "`up` started, or say what answers")
+    p.add_argument("--state-dir", default="var/services", help="where pids and data live (default var/services)")
+    p.add_argument("--kafka-port", type=int, default=19092, help="tansu's port (default 19092)")
+    p.add_argument("--redis-port", type=int, default=6379, help="Redis's port (default 6379)")
+    p.add_argument("--hive-port", type=int, default=None, help="also a Hive Thrift Server on this port")
     p.set_defaults(fn=cmd_services)
 
-    p = with_config(sub.add_parser("logs", help="create or list the pseidon_logs table"))
-    p.add_argument("action", choices=["init", "list"])
+    logs = sub.add_parser("logs", help="manage the pseidon_logs table: init, list, add, show, enable, disable")
+    actions = logs.add_subparsers(dest="action", required=True, parser_class=_Command)
+    p = with_config(actions.add_parser("init", help="create the pseidon_logs table (the original DDL)"))
     p.add_argument("--with-date-format", action="store_true", help="add the optional date_format column")
-    p.set_defaults(fn=cmd_logs)
+    p.set_defaults(fn=cmd_logs_init)
+    p = with_config(actions.add_parser("list", help="the enabled logs of :etl-group; rows that fail validation "
+                                                    "on stderr (exit 1)"))
+    p.set_defaults(fn=cmd_logs_list)
+    p = with_config(actions.add_parser(
+        "add", help="add a log, checked as every run checks it, and its topic in Kafka",
+        description="Add a pseidon_logs row. It is checked as every run checks it (format descriptor, output format, "
+                    "paths inside :data-dir/:allowed-roots, hive_url, hive_password references) and its topic must "
+                    "exist in Kafka; nothing is written otherwise."))
+    p.add_argument("log", help=log_help)
+    p.add_argument("--format", required=True, help="input descriptor, e.g. txt:sep=pipe;ts=0 (docs/formats.md)")
+    p.add_argument("--output-format", default="gzip", help="gzip (default), txt, bzip2, zstd or parquet")
+    p.add_argument("--base-partition", required=True, help="root of the log's files (relative: under :data-dir)")
+    p.add_argument("--log-partition", required=True, help="the log's directory under --base-partition")
+    p.add_argument("--quarantine", help="root of the log's quarantine (default <data-dir>/quarantine)")
+    p.add_argument("--hive-url", help="register Hive partitions: //host:10000/db or jdbc:hive2://...")
+    p.add_argument("--hive-table-name", help="db.table or table (default: the log name, non-word characters as _)")
+    p.add_argument("--hive-user", help="the HiveServer2 user")
+    p.add_argument("--hive-password", help="its password, or a vault: reference under :vault :row-prefixes")
+    p.add_argument("--group", help="log_group (default: :etl-group, so this deployment runs it)")
+    p.add_argument("--date-format", choices=["datehour", "date"], help="date=/hour= (default) or date= directories "
+                   "(needs the date_format column: logs init --with-date-format)")
+    p.add_argument("--disabled", action="store_true", help="add it disabled (enable it later)")
+    p.add_argument("--replace", action="store_true", help="overwrite an existing row of this log")
+    p.set_defaults(fn=cmd_logs_add)
+    for name, fn, what in (("show", cmd_logs_show, "a log's row (passwords hidden), whether runs can use it, its "
+                                                   "topic's partitions"),
+                           ("enable", cmd_logs_enable, "enable a log (its row is checked first)"),
+                           ("disable", cmd_logs_disable, "disable a log: no more runs for it")):
+        p = with_config(actions.add_parser(name, help=what))
+        p.add_argument("log", help=log_help)
+        p.set_defaults(fn=fn)
 
     p = with_config(sub.add_parser("offsets", help="show or reset a log's Redis offsets"))
-    p.add_argument("action", choices=["show", "reset"])
-    p.add_argument("log")
+    p.add_argument("action", choices=["show", "reset"], help="show the stored offsets, watermarks and lag, or reset")
+    p.add_argument("log", help=log_help)
     p.add_argument("--partition", type=int, help="only this Kafka partition (reset; default: all)")
     p.add_argument("--to", type=_offset_target, help="earliest, latest or an offset (required by reset)")
     p.set_defaults(fn=cmd_offsets)
 
     p = with_config(sub.add_parser("hive", help="create a log's external Hive table, or list its partitions"))
-    p.add_argument("action", choices=["create-table", "partitions"])
-    p.add_argument("log")
+    p.add_argument("action", choices=["create-table", "partitions"], help="create the table, or list its partitions")
+    p.add_argument("log", help=log_help)
     p.set_defaults(fn=cmd_hive)
 
     p = with_config(sub.add_parser(
@@ -427,6 +528,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = with_config(sub.add_parser("demo", help="embedded stack + sample data + one sensor tick through Dagster"))
     p.set_defaults(fn=cmd_demo)
+
+    config = sub.add_parser("config", help="check pseidon.edn, or print the table of its keys")
+    actions = config.add_subparsers(dest="action", required=True, parser_class=_Command)
+    p = with_config(actions.add_parser("check", help="read pseidon.edn as every command does; say ok or what is "
+                                                     "wrong"))
+    p.set_defaults(fn=cmd_config_check)
+    p = actions.add_parser("keys", help="every key: default and meaning (the README's table, as Markdown)")
+    p.set_defaults(fn=cmd_config_keys)
     return ap
 
 
@@ -434,13 +543,16 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    logging.getLogger("edn_format").setLevel(logging.WARNING)
     try:
         return args.fn(args)
     except Exception as e:  # noqa: BLE001 - one clear line for the user, the traceback with -v
         if args.verbose:
             raise
-        print(f"pseidon-dagster {args.command}: {type(e).__name__}: {e}", file=sys.stderr)
+        from .core.diagnose import explain
+
+        settings = getattr(args, "settings", None)
+        print(f"pseidon-dagster {args.command}: {explain(e, settings, settings.source if settings else None)}",
+              file=sys.stderr)
         return 1
 
 

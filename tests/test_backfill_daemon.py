@@ -117,10 +117,10 @@ def graphql(port: int, query: str, variables: dict | None = None) -> dict:
     return out["data"]
 
 
-def _start(args: list[str], env: dict, log: Path) -> subprocess.Popen:
+def _start(args: list[str], env: dict, log: Path, cwd: Path = REPO) -> subprocess.Popen:
     with open(log, "wb") as out:
         # a session of its own, so the code server and run workers it starts are stopped with it
-        return subprocess.Popen(args, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
+        return subprocess.Popen(args, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
 
 
@@ -148,14 +148,22 @@ class Stack:
         return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-4000:]}"
                          for p in sorted(self.logs.glob("*.log")))
 
+    def start(self, name: str, args: list[str], cwd: Path = REPO) -> None:
+        """Start ARGS as NAME (its output in NAME.log); the webserver must listen on self.port."""
+        self.procs.append(_start(args, self.env, self.logs / f"{name}.log", cwd))
+
     def start_webserver(self) -> None:
-        self.procs.append(_start([str(BIN / "dagster-webserver"), "-w", "workspace.yaml", "-h", "127.0.0.1",
-                                  "-p", str(self.port)], self.env, self.logs / "webserver.log"))
+        self.start("webserver", [str(BIN / "dagster-webserver"), "-w", "workspace.yaml", "-h", "127.0.0.1",
+                                 "-p", str(self.port)])
+
+    def assert_alive(self) -> None:
+        for proc in self.procs:
+            assert proc.poll() is None, f"{proc.args[0]} exited\n{self.log_tail()}"
 
     def wait_ready(self, seconds: float = 90) -> None:
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
-            assert self.procs[0].poll() is None, f"dagster-webserver exited\n{self.log_tail()}"
+            self.assert_alive()
             with contextlib.suppress(OSError, KeyError, TypeError, AssertionError):
                 entries = graphql(self.port, READY)["workspaceOrError"]["locationEntries"]
                 if entries and all(e["loadStatus"] == "LOADED" for e in entries):
@@ -164,8 +172,7 @@ class Stack:
         raise AssertionError(f"the code location did not load in {seconds:.0f}s\n{self.log_tail()}")
 
     def start_daemon(self) -> None:
-        self.procs.append(_start([str(BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"], self.env,
-                                 self.logs / "daemon.log"))
+        self.start("daemon", [str(BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"])
 
     def stop(self) -> None:
         for proc in reversed(self.procs):
@@ -211,8 +218,7 @@ def wait_backfills(stack: Stack, ids: list[str], seconds: float = 150) -> dict[s
         if all(b.get("status") in DONE for b in got.values()):
             return got
         assert time.monotonic() < deadline, f"backfills not done in {seconds:.0f}s: {got}\n{stack.log_tail()}"
-        for proc in stack.procs:
-            assert proc.poll() is None, f"{proc.args[0]} exited\n{stack.log_tail()}"
+        stack.assert_alive()
         time.sleep(1)
 
 

@@ -1,5 +1,5 @@
-"""The commented MySQL storage block of dagster.yaml, uncommented as a user would, against the local MariaDB: the
-instance stores runs, dynamic partitions, (log, hour) materializations and partitioned check results there."""
+"""deploy/dagster.mysql.yaml against the local MariaDB: the instance stores runs, dynamic partitions, (log, hour)
+materializations and partitioned check results there."""
 from __future__ import annotations
 
 import os
@@ -15,15 +15,8 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def mysql_instance_yaml() -> str:
-    """dagster.yaml with the MySQL block uncommented (from its `# storage:` line to the end marker)."""
-    text = (REPO / "dagster.yaml").read_text()
-    start = text.index("# --- storage: MySQL")
-    end = text.index("# --- end storage: MySQL")
-    section = text[start:end]
-    block = section[section.index("# storage:"):]
-    yaml_lines = [line[2:] for line in block.splitlines()]
-    assert yaml_lines[0] == "storage:" and all(not line.startswith("#") for line in yaml_lines)
-    return text[:start] + "\n".join(yaml_lines) + "\n" + text[end:]
+    """The production instance on MySQL/MariaDB (deploy/dagster.mysql.yaml), as a user installs it."""
+    return (REPO / "deploy" / "dagster.mysql.yaml").read_text()
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ from . import test_secrets
 from .test_secrets import DB_PASSWORD, HIVE_PASSWORD, TOKEN
 
 vault = test_secrets.vault  # the fake Vault's fixture
+vault_settings = test_secrets.vault_settings
 
 
 def _row(log="clicks", **kw):
@@ -78,12 +79,12 @@ def test_row_references_resolve_only_under_the_prefixes(vault, tmp_path):
 
 @pytest.mark.parametrize("prefixes", ["secret/x", [""], ["secret/../x"], [1]])
 def test_bad_row_prefixes_are_refused(prefixes):
-    with pytest.raises(SecretError, match="row-prefixes"):
-        resolver_for({"row-prefixes": prefixes}, env={})
+    with pytest.raises(ConfigError, match="row-prefixes"):
+        vault_settings({"row-prefixes": prefixes})
 
 
 def test_errors_never_list_a_secrets_keys(vault):
-    resolve = resolver_for({"addr": vault.addr, "token": TOKEN}, env={})
+    resolve = resolver_for(vault_settings({"addr": vault.addr, "token": TOKEN}), env={})
     with pytest.raises(SecretError) as e:
         resolve("vault:secret/pseidon#nope")
     msg = "".join(traceback.format_exception_only(e.value))  # (the full traceback quotes this test's source)

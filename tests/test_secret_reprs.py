@@ -9,7 +9,7 @@ import pytest
 from pseidon_dagster.core import config as config_mod
 from pseidon_dagster.core.catalog import CatalogError, HiveCatalog, catalog_for, parse_hive_url
 from pseidon_dagster.core.logtable import LogConfigError, validate_row
-from pseidon_dagster.core.secrets import SecretError, VaultConfig, resolver_for
+from pseidon_dagster.core.secrets import SecretError, resolver_for
 
 SECRETS = {name: f"{name}-{uuid.uuid4().hex[:12]}" for name in (
     "db_pwd", "redis_pwd", "vault_token", "vault_secret_id", "vault_role_id", "sasl_password", "jaas",
@@ -48,11 +48,11 @@ def test_settings_and_their_parts_mask_secrets():
     settings = _settings()
     assert settings.etl_db_pwd == SECRETS["db_pwd"] and settings.redis.password == SECRETS["redis_pwd"]
     assert settings.kafka_config["sasl.password"] == SECRETS["sasl_password"]  # still usable as a plain dict
-    assert dict(settings.vault)["token"] == SECRETS["vault_token"]
+    assert settings.vault.token == SECRETS["vault_token"]
     shown = _everything(settings, settings.redis, settings.kafka_config, settings.vault, settings.writer,
-                        settings.hive, VaultConfig.from_conf(settings.vault, env={}), resolver_for(settings.vault))
+                        settings.hive, settings.vault.with_env({}), resolver_for(settings.vault, env={}))
     _assert_clean(shown)
-    assert "'sasl.username': 'etl'" in shown and "'addr': 'http://127.0.0.1:1'" in shown  # the rest is shown
+    assert "'sasl.username': 'etl'" in shown and "addr='http://127.0.0.1:1'" in shown  # the rest is shown
 
 
 def test_a_url_form_etl_db_host_is_masked():

@@ -151,6 +151,11 @@ def test_bad_references(text):
     assert text.split("#")[0] in str(e.value) or "vault:" in str(e.value)
 
 
+def vault_settings(conf: dict) -> secrets.VaultConfig:
+    """The typed :vault settings of a pseidon.edn holding CONF."""
+    return config_mod.from_mapping({"vault": conf}).vault
+
+
 def test_plain_values_pass_through_without_vault():
     resolve = resolver_for(None, env={})
     assert resolve("plain-password") == "plain-password"
@@ -212,7 +217,7 @@ def test_wrong_token_fails_clearly_without_leaking_it(vault, tmp_path, caplog):
 
 def test_approle_login(vault, caplog):
     caplog.set_level(logging.DEBUG)
-    resolve = resolver_for({"addr": vault.addr, "role-id": ROLE_ID, "secret-id": SECRET_ID}, env={})
+    resolve = resolver_for(vault_settings({"addr": vault.addr, "role-id": ROLE_ID, "secret-id": SECRET_ID}), env={})
 
     assert resolve("vault:secret/data/pseidon#db_password") == DB_PASSWORD
     assert resolve("vault:secret/team/app#k") == "nested-value"
@@ -224,7 +229,7 @@ def test_approle_login(vault, caplog):
 def test_approle_bad_secret_id(vault, caplog):
     caplog.set_level(logging.DEBUG)
     bad = "sid-bad-" + uuid.uuid4().hex
-    resolve = resolver_for({"addr": vault.addr, "role-id": ROLE_ID, "secret-id": bad}, env={})
+    resolve = resolver_for(vault_settings({"addr": vault.addr, "role-id": ROLE_ID, "secret-id": bad}), env={})
     with pytest.raises(SecretError) as e:
         resolve("vault:secret/pseidon#db_password")
     assert "AppRole login" in str(e.value) and "invalid role or secret ID" in str(e.value)
@@ -241,12 +246,12 @@ def test_env_fallback_approle(vault, monkeypatch):
     monkeypatch.setenv("VAULT_ADDR", vault.addr)
     monkeypatch.setenv("VAULT_ROLE_ID", ROLE_ID)
     monkeypatch.setenv("VAULT_SECRET_ID", SECRET_ID)
-    assert resolver_for({})("vault:secret/pseidon#db_password") == DB_PASSWORD
+    assert resolver_for(vault_settings({}))("vault:secret/pseidon#db_password") == DB_PASSWORD
     assert vault.logins == 1
 
 
 def test_missing_key_names_no_keys_and_no_values(vault):
-    resolve = resolver_for({"addr": vault.addr, "token": TOKEN}, env={})
+    resolve = resolver_for(vault_settings({"addr": vault.addr, "token": TOKEN}), env={})
     with pytest.raises(SecretError) as e:
         resolve("vault:secret/pseidon#nope")
     assert "has no such key" in str(e.value)
@@ -254,33 +259,34 @@ def test_missing_key_names_no_keys_and_no_values(vault):
 
 
 def test_missing_secret_and_non_string_value(vault):
-    resolve = resolver_for({"addr": vault.addr, "token": TOKEN}, env={})
+    resolve = resolver_for(vault_settings({"addr": vault.addr, "token": TOKEN}), env={})
     with pytest.raises(SecretError, match=r"secret/missing.*404"):
         resolve("vault:secret/data/missing#k")
     assert resolve("vault:secret/pseidon#port") == "3306"
 
 
 def test_kv_v1_mount(vault):
-    resolve = resolver_for({"addr": vault.addr, "token": TOKEN, "kv-version": 1}, env={})
+    resolve = resolver_for(vault_settings({"addr": vault.addr, "token": TOKEN, "kv-version": 1}), env={})
     assert resolve("vault:kv1/legacy#pw") == "v1-value"
 
 
 def test_default_mount(vault):
-    resolve = resolver_for({"addr": vault.addr, "token": TOKEN, "mount": "secret"}, env={})
+    resolve = resolver_for(vault_settings({"addr": vault.addr, "token": TOKEN, "mount": "secret"}), env={})
     assert resolve("vault:pseidon#db_password") == DB_PASSWORD
     assert resolve("vault:team/app#k") == "nested-value"
 
 
 def test_cache_per_identity(vault):
     conf = {"addr": vault.addr, "token": TOKEN}
-    assert resolver_for(conf, env={})("vault:secret/pseidon#db_password") == DB_PASSWORD
-    assert resolver_for(conf, env={})("vault:secret/pseidon#hive_password") == HIVE_PASSWORD
+    assert resolver_for(vault_settings(conf), env={})("vault:secret/pseidon#db_password") == DB_PASSWORD
+    assert resolver_for(vault_settings(conf), env={})("vault:secret/pseidon#hive_password") == HIVE_PASSWORD
     assert vault.requests.count(("GET", "/v1/secret/data/pseidon")) == 1
     # another identity does not get the cached copy
     with pytest.raises(SecretError, match="permission denied"):
-        resolver_for({"addr": vault.addr, "token": "s.other"}, env={})("vault:secret/pseidon#db_password")
+        other = vault_settings({"addr": vault.addr, "token": "s.other"})
+        resolver_for(other, env={})("vault:secret/pseidon#db_password")
     # a zero TTL reads every time
-    again = resolver_for({**conf, "cache-ttl-ms": 0}, env={})
+    again = resolver_for(vault_settings({**conf, "cache-ttl-ms": 0}), env={})
     again("vault:secret/pseidon#db_password")
     again("vault:secret/pseidon#db_password")
     assert vault.requests.count(("GET", "/v1/secret/data/pseidon")) >= 2
@@ -288,15 +294,16 @@ def test_cache_per_identity(vault):
 
 def test_unreachable_and_unconfigured_vault():
     secrets.clear_cache()
-    resolve = resolver_for({"addr": f"http://127.0.0.1:{_closed_port()}", "token": TOKEN, "timeout-ms": 2000},
+    resolve = resolver_for(vault_settings({"addr": f"http://127.0.0.1:{_closed_port()}", "token": TOKEN,
+                                           "timeout-ms": 2000}),
                            env={})
     with pytest.raises(SecretError, match="unreachable") as e:
         resolve("vault:secret/pseidon#db_password")
     assert TOKEN not in str(e.value)
     with pytest.raises(SecretError, match="no Vault address"):
-        resolver_for({"token": TOKEN}, env={})("vault:secret/pseidon#k")
+        resolver_for(vault_settings({"token": TOKEN}), env={})("vault:secret/pseidon#k")
     with pytest.raises(SecretError, match="no Vault credentials"):
-        resolver_for({"addr": "http://127.0.0.1:1"}, env={})("vault:secret/pseidon#k")
+        resolver_for(vault_settings({"addr": "http://127.0.0.1:1"}), env={})("vault:secret/pseidon#k")
 
 
 def test_hive_password_reference_resolved_for_the_catalog(vault, monkeypatch):

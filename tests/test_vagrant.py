@@ -2,7 +2,7 @@
 
 - The provisioning scripts parse (`bash -n`) and are shellcheck clean; the Vagrantfile parses (`ruby -c`) and, loaded
   with a stand-in for Vagrant's API, defines the seed's boxes whose addresses agree with the scripts' defaults,
-  vagrant/config/pseidon.edn and the systemd units (loopback-only Dagster processes).
+  vagrant/config/pseidon.edn. (The ETL box installs the systemd units of deploy/, checked by tests/test_deploy.py.)
 - Every helper script answers --help and works against the test session's tansu (loopback), and the Vagrant
   defaults are refused under PSEIDON_LOOPBACK_ONLY / CI (so CI can never reach the boxes' network).
 - etl2-integration-test.sh --mode tick passes against tansu, a password-protected redis-server started here, a
@@ -35,7 +35,6 @@ VAGRANT = REPO / "vagrant"
 SCRIPTS = VAGRANT / "scripts"
 SHELL_SCRIPTS = sorted(SCRIPTS.glob("*.sh"))
 PY_SCRIPTS = sorted(SCRIPTS.glob("*.py"))
-UNITS = sorted((VAGRANT / "config" / "systemd").glob("*.service"))
 # A private IPv4 address (10/8, 172.16/12, 192.168/16), written so that this file does not contain one itself.
 PRIVATE = re.compile(r"(?<![\d.])(?:10(?:\.\d{1,3}){3}|192\.168(?:\.\d{1,3}){2}"
                      r"|172\.(?:1[6-9]|2\d|3[01])(?:\.\d{1,3}){2})(?![\d.])")
@@ -208,22 +207,12 @@ def test_vagrantfile_addresses_match_the_scripts_and_the_config(vagrantfile):
     assert env["NETWORK_PREFIX"] == services.rsplit(".", 1)[0]
 
 
-def test_dagster_runs_as_three_loopback_processes():
-    """Code server, daemon and webserver are separate units; none is `dagster dev` or listens beyond loopback."""
-    assert [u.name for u in UNITS] == ["dagster-code-server.service", "dagster-daemon.service",
-                                       "dagster-webserver.service"]
-    commands = {}
-    for unit in UNITS:
-        text = unit.read_text()
-        (line,) = [ln for ln in text.splitlines() if ln.startswith("ExecStart=")]
-        commands[unit.stem] = line
-        assert "dagster dev" not in line and "0.0.0.0" not in line
-        assert "EnvironmentFile=/etc/pseidon/dagster.env" in text and "User=pseidon" in text
-    assert "code-server start -h 127.0.0.1 -p 4000" in commands["dagster-code-server"]
-    assert "dagster-daemon run -w" in commands["dagster-daemon"]
-    assert "dagster-webserver -h 127.0.0.1 -p 3000" in commands["dagster-webserver"]
-    workspace = (VAGRANT / "config" / "workspace.yaml").read_text()
-    assert "host: 127.0.0.1" in workspace and "port: 4000" in workspace
+def test_the_etl_box_installs_the_production_units():
+    etl_sh = (SCRIPTS / "etl.sh").read_text()
+    for unit in ("dagster-code-server", "dagster-daemon", "dagster-webserver"):
+        assert f'"$SRC"/deploy/systemd/{unit}.service' in etl_sh
+        assert (REPO / "deploy" / "systemd" / f"{unit}.service").is_file()
+    assert '"$SRC/deploy/workspace.yaml"' in etl_sh
 
 
 def test_no_private_addresses_in_tests_ci_or_bench():

@@ -506,7 +506,7 @@ def catalog_for(settings: Settings, spec: LogSpec) -> tuple[HiveCatalog, str, st
     except CatalogError as e:
         raise CatalogError(f"log {spec.log!r}: {e}") from None
     h = settings.hive
-    for col in (h.date_column, h.hour_column):
+    for col in (h.date_column, h.hour_column):  # checked when pseidon.edn is read, and again here, where SQL is made
         ident(col, ":hive partition column")
     cat = HiveCatalog(target, spec.hive_user, _password(settings, spec), retries=h.retries,
                       backoff_s=h.retry_backoff_s)

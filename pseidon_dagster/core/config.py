@@ -1,25 +1,29 @@
-"""pseidon.edn: load, validate and turn into typed settings.
+"""pseidon.edn: one declared table of keys -> typed Settings.
 
-Every key the original README documents is either used or accepted with a logged note that says why it has no
-effect here (see KEYS_WITHOUT_EFFECT). Unknown keys are warned about by name; wrong types raise ConfigError naming
-the key.
+KEYS, and the tables of the maps it holds (:redis-conf, :writer, :hive, :vault, :metrics, :alerts, :freshness), declare
+every key pseidon.edn may hold: the settings field it sets, how its value is converted and checked (type, bounds), its
+default as written in pseidon.edn, and what it means. That one table parses a file (an error names the key), says why a
+key of the original has no effect here, warns about an unknown key naming the nearest known one (an error with
+`:strict true` or `--strict`), and renders the README's configuration table (`pseidon-dagster config keys`;
+tests/test_config_table.py checks that the README holds exactly it). `:vault` and `:hive` become typed settings here,
+once (secrets.VaultConfig, HivePartitionSettings).
+
+(Over 400 lines because the table, with one line of help per key, is most of it.)
 """
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import logging
 import os
 import re
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
-import edn_format
-
-from . import paths
-from .secrets import SecretMap
+from . import edn, paths
+from .secrets import SecretMap, VaultConfig, is_reference, parse_reference, resolver_for
 
 log = logging.getLogger(__name__)
-logging.getLogger("edn_format").setLevel(logging.WARNING)  # its lexer logs every grammar rule at INFO
 
 DEFAULT_CONFIG_PATH = "/opt/pseidon-etl/conf/pseidon.edn"
 
@@ -28,36 +32,7 @@ class ConfigError(ValueError):
     """A pseidon.edn problem; the message names the key."""
 
 
-# Keys of the original that have no meaning in a micro-batch run, with the reason logged when they are set.
-KEYS_WITHOUT_EFFECT = {
-    "consume-step": "work units are not used: a run plans [start, end) per Kafka partition",
-    "kafka-msg-ch-buffer-size": "there is no internal channel: messages are consumed in batches of :kafka-batch-size",
-    "pool": "there is no internal thread pool; Dagster's executor and run queue schedule work",
-    "etl-threads": "one run processes one log; run several logs at once through Dagster's run queue",
-    "io-threads": "confluent-kafka (librdkafka) manages its own I/O threads",
-    "repl-port": "no nREPL is opened (the original's was an unauthenticated remote shell)",
-    "repl-host": "no nREPL is opened",
-    "topic-refresh-freq-ms": "pseidon_logs is re-read on every sensor tick and every run",
-    "work-calculate-freq": "work is planned once per run",
-    "etl-error-threshold": "bad messages go to quarantine and never fail a batch, so there is nothing to count up",
-    "plugins": "the plugin pipeline is replaced by Dagster assets downstream of the files asset",
-    "jaas": "use :kafka-config with librdkafka's sasl.* settings instead",
-}
-WRITER_KEYS_WITHOUT_EFFECT = {
-    "check-freq": "files are closed when a run ends or a segment is cut, not by a background check",
-    "parallel-files": "each Kafka partition writes its own files; there is nothing to parallelise by hand",
-    "write-multiplier": "see :parallel-files",
-    "out-buffer-size": "writes are buffered in fixed 1 MiB chunks",
-    "use-buffer": "writes are always buffered",
-    "flush-on-write": "files are flushed when closed",
-    "retries": "a failed run is retried by Dagster and replays its stored plan",
-    "retry-sleep": "see :retries",
-    "codec": "the codec comes from each log's output_format column",
-    "parquet-page-size": "pyarrow chooses page sizes",
-    "parquet-enable-dictionary": "pyarrow's dictionary encoding is used",
-    "parquet-memory-min-chunk-size": "pyarrow manages its own memory",
-}
-
+# -- the settings ------------------------------------------------------------------------------------------------
 
 @dataclasses.dataclass(frozen=True)
 class RedisSettings:
@@ -136,7 +111,7 @@ class Settings:
     hive: HivePartitionSettings = HivePartitionSettings()
     avro_schema_registry_url: str = dataclasses.field(default="http://localhost:8081", repr=False)  # may hold user:pw@
     schema_dir: str = "conf/schemas"
-    vault: dict[str, Any] = dataclasses.field(default_factory=SecretMap)  # repr masks :token, :secret-id, :role-id
+    vault: VaultConfig = VaultConfig()  # repr shows no token, secret-id or role-id
     sensor_min_lag: int = 1
     sensor_max_wait_ms: int | None = None
     sensor_retry_backoff_ms: int = 60_000
@@ -144,6 +119,7 @@ class Settings:
     backfill_lateness_ms: int = 3_600_000
     ingest_workers: int = 1
     ops: OpsSettings = OpsSettings()  # :metrics, :monitor-port, :fatal-errors-file, :alerts, :freshness
+    strict: bool = False
     source: str | None = None
 
     @property
@@ -179,44 +155,176 @@ class Settings:
         return os.path.join(self.data_dir, path)
 
 
-# ---------------------------------------------------------------------------------------------------------------
-# parsing helpers
+# -- converters: (value, key name as written) -> the settings value, or ConfigError naming the key ---------------
+
+Convert = Callable[[Any, str], Any]
 
 
-def _plain(value: Any) -> Any:
-    """EDN values to plain Python: keywords to their name, immutable maps/vectors to dict/list."""
-    if isinstance(value, edn_format.Keyword):
-        return value.name
-    if isinstance(value, dict) or hasattr(value, "items"):
-        return {_plain(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set, frozenset)) or (
-            hasattr(value, "__iter__") and not isinstance(value, (str, bytes))):
-        return [_plain(v) for v in value]
-    return value
-
-
-def _typed(key: str, kind: type | tuple[type, ...], value: Any) -> Any:
+def _typed(value: Any, name: str, kind: type | tuple[type, ...]) -> Any:
     if isinstance(value, bool) and kind in (int, float):
-        raise ConfigError(f":{key} must be a {kind.__name__}, got {value!r}")
+        raise ConfigError(f"{name} must be a {kind.__name__}, got {value!r}")
     if not isinstance(value, kind):
         want = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
-        raise ConfigError(f":{key} must be a {want}, got {type(value).__name__} {value!r}")
+        raise ConfigError(f"{name} must be a {want}, got {type(value).__name__} {value!r}")
     return value
 
 
-def _int(key: str, value: Any, minimum: int | None = 0) -> int:
-    _typed(key, int, value)
-    if minimum is not None and value < minimum:
-        raise ConfigError(f":{key} must be >= {minimum}, got {value}")
+def anything(value: Any, name: str) -> Any:
     return value
 
 
-def _bool(key: str, value: Any) -> bool:
-    return _typed(key, bool, value)
+def boolean(value: Any, name: str) -> bool:
+    return _typed(value, name, bool)
 
 
-def _str(key: str, value: Any) -> str:
-    return _typed(key, str, value)
+def text(value: Any, name: str) -> str:
+    return _typed(value, name, str)
+
+
+def integer(minimum: int | None = 0, maximum: int | None = None, scale: float = 1) -> Convert:
+    """An int within [MINIMUM, MAXIMUM], times SCALE (1/1000: milliseconds to seconds)."""
+    def convert(value: Any, name: str) -> Any:
+        _typed(value, name, int)
+        if minimum is not None and value < minimum:
+            raise ConfigError(f"{name} must be >= {minimum}, got {value}")
+        if maximum is not None and value > maximum:
+            raise ConfigError(f"{name} must be <= {maximum}, got {value}")
+        return value * scale if scale != 1 else value
+    return convert
+
+
+MS = 1 / 1000  # a key in milliseconds sets a field in seconds
+
+
+def choice(*options: Any) -> Convert:
+    def convert(value: Any, name: str) -> Any:
+        v = value.lower() if isinstance(value, str) else value
+        if isinstance(v, bool) or v not in options:
+            raise ConfigError(f"{name} {value!r} is not one of {', '.join(map(str, options))}")
+        return v
+    return convert
+
+
+def matching(pattern: str, what: str) -> Convert:
+    def convert(value: Any, name: str) -> str:
+        if not re.fullmatch(pattern, text(value, name)):
+            raise ConfigError(f"{name} {value!r} {what}")
+        return value
+    return convert
+
+
+def strings(value: Any, name: str) -> tuple[str, ...]:
+    """A vector of non-empty strings."""
+    if not isinstance(value, list):
+        raise ConfigError(f"{name} must be a vector of strings, got {type(value).__name__}")
+    for v in value:
+        if not isinstance(v, str) or not v.strip():
+            raise ConfigError(f"{name} entries must be non-empty strings, got {v!r}")
+    return tuple(v.strip() for v in value)
+
+
+def each(convert: Convert) -> Convert:
+    return lambda value, name: tuple(convert(v, name) for v in strings(value, name))
+
+
+def root(value: Any, name: str) -> str:
+    try:
+        paths.place(text(value, name), real=False)
+    except ValueError as e:
+        raise ConfigError(f"{name} {paths.redact_url(value)!r} {e}") from None
+    return value
+
+
+def brokers(value: Any, name: str) -> tuple[str, ...]:
+    if isinstance(value, str):
+        items = [v.strip() for v in value.split(",") if v.strip()]
+    elif isinstance(value, list):
+        items = []
+        for i, b in enumerate(value):
+            if isinstance(b, dict):
+                if "host" not in b:
+                    raise ConfigError(f"{name} entry {i} has no :host")
+                items.append(f"{b['host']}:{integer(1)(b.get('port', 9092), f'{name} port')}")
+            elif isinstance(b, str):
+                items.append(b)
+            else:
+                raise ConfigError(f"{name} entry {i} must be {{:host .. :port ..}} or \"host:port\"")
+    else:
+        raise ConfigError(f"{name} must be a vector of {{:host .. :port ..}} maps or a \"host:port,...\" string")
+    if not items:
+        raise ConfigError(f"{name} is empty")
+    return tuple(items)
+
+
+# librdkafka settings the exactly-once design relies on: offsets live in Redis, never in Kafka; a range is read
+# from an explicit start and must fail rather than silently jump; the end of a partition must be reported.
+PROTECTED_KAFKA_KEYS = {
+    "enable.auto.commit": "offsets are committed to Redis after the files are published, never to Kafka",
+    "enable.auto.offset.store": "offsets are committed to Redis after the files are published, never to Kafka",
+    "auto.offset.reset": "a planned start offset that Kafka no longer has must fail the run, not jump silently",
+    "enable.partition.eof": "a run learns that a partition's range is complete from the end-of-partition event",
+    "group.id": "no consumer group is joined (partitions are assigned); group offsets are never used",
+    "group.instance.id": "no consumer group is joined (partitions are assigned)",
+    "enable.auto.commit.interval.ms": "offsets are never committed to Kafka",
+    "auto.commit.interval.ms": "offsets are never committed to Kafka",
+}
+
+
+def kafka_config(value: Any, name: str) -> SecretMap:
+    conf = SecretMap((str(k), v) for k, v in _typed(value, name, dict).items())
+    for key in conf:
+        if key.strip().lower() in PROTECTED_KAFKA_KEYS:
+            raise ConfigError(f"{name} {key!r} cannot be set: {PROTECTED_KAFKA_KEYS[key.strip().lower()]}")
+    return conf
+
+
+def redis_hosts(value: Any, name: str) -> tuple[tuple[str, int | None], ...]:
+    """"host:port" or a vector of them; a host without a port gets :port (see _redis)."""
+    out = []
+    for h in value if isinstance(value, list) else [value]:
+        host, _, port = text(h, name).rpartition(":") if ":" in h else (h, "", "")
+        if port and not port.isdigit():
+            raise ConfigError(f"{name} {h!r}: port {port!r} is not a number")
+        out.append((host, int(port)) if port else (h, None))
+    return tuple(out)
+
+
+def host_port(value: Any, name: str) -> tuple[str, int | None]:
+    """'host', 'host:port', '[v6]' or '[v6]:port' -> (lower-case host, port or None)."""
+    m = re.fullmatch(r"\[([0-9A-Fa-f:.]+)\](?::(\d+))?|([^:\[\]/@]+)(?::(\d+))?", value)
+    port = (m.group(2) or m.group(4)) if m else None
+    if m is None or (port and not 0 < int(port) < 65536):
+        raise ConfigError(f"{name} entry {value!r} is not host, host:port or [ipv6]:port")
+    return (m.group(1) or m.group(3)).lower(), int(port) if port else None
+
+
+def webhook(value: Any, name: str) -> str:
+    url = text(value, name).strip()
+    if not re.match(r"^https?://[^/\s]+", url):
+        raise ConfigError(f"{name} must be an http:// or https:// URL")
+    return url
+
+
+def file_path(value: Any, name: str) -> str:
+    path = text(value, name).strip()
+    if not path or "\x00" in path:
+        raise ConfigError(f"{name} must be a file path")
+    return path
+
+
+def minutes_per_log(value: Any, name: str) -> dict[str, int]:
+    return {str(log): integer(1)(n, f"{name} {log!r}") for log, n in _typed(value, name, dict).items()}
+
+
+def kv_version(value: Any, name: str) -> int:
+    if isinstance(value, bool) or value not in (1, 2):
+        raise ConfigError(f"{name} must be 1 or 2")
+    return value
+
+
+def gzip_level(value: Any, name: str) -> int:
+    """ISA-L has levels 0-3; standard gzip's 4-9 are mapped to ISA-L's best."""
+    return min(integer(0)(value, name), 3)
 
 
 _JDBC_SUBNAME = re.compile(r"^//(?P<hostport>[^/?]+)(?:/(?P<db>[^?;]*))?(?:[?;](?P<params>.*))?$")
@@ -246,314 +354,398 @@ def db_url(host: str, user: str | None, pwd: str | None) -> str:
     return host
 
 
-def _brokers(value: Any) -> tuple[str, ...]:
-    if isinstance(value, str):
-        items = [v.strip() for v in value.split(",") if v.strip()]
-    elif isinstance(value, list):
-        items = []
-        for i, b in enumerate(value):
-            if isinstance(b, dict):
-                if "host" not in b:
-                    raise ConfigError(f":kafka-brokers entry {i} has no :host")
-                items.append(f"{b['host']}:{_int('kafka-brokers port', b.get('port', 9092), 1)}")
-            elif isinstance(b, str):
-                items.append(b)
-            else:
-                raise ConfigError(f":kafka-brokers entry {i} must be {{:host .. :port ..}} or \"host:port\"")
-    else:
-        raise ConfigError(":kafka-brokers must be a vector of {:host .. :port ..} maps or a \"host:port,...\" string")
-    if not items:
-        raise ConfigError(":kafka-brokers is empty")
-    return tuple(items)
+def _root_finish(fields: dict[str, Any]) -> dict[str, Any]:
+    if "etl_db_url" in fields:
+        fields["etl_db_url"] = db_url(fields["etl_db_url"], fields.get("etl_db_user"), fields.get("etl_db_pwd"))
+    elif "etl_db_user" in fields or "etl_db_pwd" in fields:
+        log.info(":etl-db-user/:etl-db-pwd are set but :etl-db-host is not; the embedded SQLite table is used")
+    return fields
 
 
-# librdkafka settings the exactly-once design relies on: offsets live in Redis, never in Kafka; a range is read
-# from an explicit start and must fail rather than silently jump; the end of a partition must be reported.
-PROTECTED_KAFKA_KEYS = {
-    "enable.auto.commit": "offsets are committed to Redis after the files are published, never to Kafka",
-    "enable.auto.offset.store": "offsets are committed to Redis after the files are published, never to Kafka",
-    "auto.offset.reset": "a planned start offset that Kafka no longer has must fail the run, not jump silently",
-    "enable.partition.eof": "a run learns that a partition's range is complete from the end-of-partition event",
-    "group.id": "no consumer group is joined (partitions are assigned); group offsets are never used",
-    "group.instance.id": "no consumer group is joined (partitions are assigned)",
-    "enable.auto.commit.interval.ms": "offsets are never committed to Kafka",
-    "auto.commit.interval.ms": "offsets are never committed to Kafka",
-}
+# -- the table ---------------------------------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class Section:
+    """A map of keys. Its parsed fields make a CLS; without one they go into the parent's field of the map's key
+    (:alerts :webhook -> ops.alert_webhook). FINISH adjusts the fields first (keys that depend on each other)."""
+
+    keys: tuple["Key", ...]
+    cls: type | None = None
+    finish: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+    first: tuple[str, ...] = ()  # keys parsed before the others (those that secret references depend on)
+
+    def key(self, name: str) -> "Key | None":
+        return next((k for k in self.keys if k.name == name), None)
 
 
-def _guard_kafka_config(conf: dict[str, Any]) -> None:
-    for key in conf:
-        if key.strip().lower() in PROTECTED_KAFKA_KEYS:
-            raise ConfigError(f":kafka-config {key!r} cannot be set: {PROTECTED_KAFKA_KEYS[key.strip().lower()]}")
+@dataclasses.dataclass(frozen=True)
+class Key:
+    name: str                         # as written, without the ':' and the map it is in
+    field: str | None                 # the settings field it sets (dotted: ops.monitor_port); None: no effect here
+    convert: Convert | Section = anything
+    default: Any = None               # as written in pseidon.edn; None: unset (`shown` says what applies)
+    help: str = ""
+    secret: bool = False              # a vault: reference is resolved before the value is converted
+    shown: str | None = None          # the README's default column, when `default` cannot say it
 
 
-def _redis(value: Any) -> RedisSettings:
-    _typed("redis-conf", dict, value)
-    known = {"host", "port", "password", "db", "timeout", "heart-beat", "max-active", "group-name"}
-    for k in value:
-        if k not in known:
-            log.warning("unknown key :redis-conf :%s is ignored", k)
-        elif k in ("heart-beat", "max-active", "group-name"):
-            log.info(":redis-conf :%s has no effect here (redis-py manages its connection pool)", k)
-    raw_hosts = value.get("host", "127.0.0.1:6379")
-    raw_hosts = raw_hosts if isinstance(raw_hosts, list) else [raw_hosts]
-    default_port = _int("redis-conf :port", value.get("port", 6379), 1)
-    hosts = []
-    for h in raw_hosts:
-        _str("redis-conf :host", h)
-        name, _, port = h.rpartition(":") if ":" in h else (h, "", "")
-        hosts.append((name, int(port)) if port else (h, default_port))
-    timeout = value.get("timeout", 5000)
-    return RedisSettings(
-        hosts=tuple(hosts),
-        password=_str("redis-conf :password", value["password"]) if value.get("password") is not None else None,
-        db=_int("redis-conf :db", value.get("db", 0)),
-        timeout_s=_int("redis-conf :timeout", timeout, 1) / 1000.0,
-    )
+def inert(name: str, why: str, convert: Convert = anything) -> Key:
+    """A key of the original pseidon-etl that is accepted and has no effect here; WHY is logged when it is set."""
+    return Key(name, None, convert, help=why)
 
 
-def _writer(value: Any) -> WriterSettings:
-    _typed("writer", dict, value)
-    d = WriterSettings()
-    ints = {
-        "rollover-size": "rollover_size", "rollover-timeout": "rollover_timeout_ms",
-        "rollover-abs-timeout": "rollover_abs_timeout_ms", "gzip-level": "gzip_level", "zstd-level": "zstd_level",
-        "max-open-files": "max_open_files", "parquet-block-size": "parquet_block_size",
-        "ts-window-back-ms": "ts_window_back_ms", "ts-window-ahead-ms": "ts_window_ahead_ms",
-    }
-    out: dict[str, Any] = {}
-    for k, v in value.items():
-        if k in ints:
-            out[ints[k]] = _int(f"writer :{k}", v, 1 if k in ("rollover-size", "max-open-files") else 0)
-        elif k == "allow-all-ts":
-            out["allow_all_ts"] = _bool("writer :allow-all-ts", v)
-        elif k == "fsync":
-            out["fsync"] = _bool("writer :fsync", v)
-        elif k == "line-breaks":
-            policy = _str("writer :line-breaks", v).lower()
-            if policy not in ("quarantine", "escape"):
-                raise ConfigError(f":writer :line-breaks {v!r} is not one of quarantine, escape")
-            out["line_breaks"] = policy
-        elif k == "parquet-codec":
-            codec = _str("writer :parquet-codec", v).lower()
-            if codec not in ("snappy", "gzip", "zstd", "none", "brotli", "lz4"):
-                raise ConfigError(f":writer :parquet-codec {v!r} is not one of snappy, gzip, zstd, brotli, lz4, none")
-            out["parquet_codec"] = codec
-        elif k in WRITER_KEYS_WITHOUT_EFFECT:
-            log.info(":writer :%s has no effect here: %s", k, WRITER_KEYS_WITHOUT_EFFECT[k])
-        elif "." in k:
-            log.warning(":writer :%s (per-topic writer override) is not supported and is ignored", k)
-        else:
-            log.warning("unknown key :writer :%s is ignored", k)
-    if "gzip_level" in out and out["gzip_level"] > 3:
-        # ISA-L has levels 0-3; keep standard-gzip semantics by mapping 4-9 to ISA-L's best.
-        out["gzip_level"] = 3
-    return dataclasses.replace(d, **out)
+def _redis_finish(fields: dict[str, Any]) -> dict[str, Any]:
+    port = fields.pop("port", 6379)
+    fields["hosts"] = tuple((h, p or port) for h, p in fields.get("hosts", (("127.0.0.1", None),)))
+    return fields
 
 
-def _hive(value: Any) -> HivePartitionSettings:
-    _typed("hive", dict, value)
-    names = {"date-column": "date_column", "hour-column": "hour_column", "date-value": "date_value",
-             "hour-value": "hour_value"}
-    out: dict[str, Any] = {}
-    for k, v in value.items():
-        if k in names:
-            out[names[k]] = _str(f"hive :{k}", v)
-        elif k == "retries":
-            out["retries"] = _int("hive :retries", v)
-        elif k == "retry-backoff-ms":
-            out["retry_backoff_s"] = _int("hive :retry-backoff-ms", v) / 1000.0
-        elif k == "allowed-hosts":
-            out["allowed_hosts"] = tuple(_host_port(h) for h in _strings("hive :allowed-hosts", v))
-        else:
-            log.warning("unknown key :hive :%s is ignored", k)
-    for col in ("date_column", "hour_column"):
-        if col in out and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", out[col]):
-            raise ConfigError(f":hive :{col.replace('_', '-')} {out[col]!r} is not a valid column name")
-    return dataclasses.replace(HivePartitionSettings(), **out)
+def _vault_finish(fields: dict[str, Any]) -> dict[str, Any]:
+    mount, kv = fields.get("mount"), fields.get("kv_version", 2)
+    if "approle_mount" in fields:
+        fields["approle_mount"] = fields["approle_mount"].strip("/")
+    prefixes = []
+    for p in fields.get("row_prefixes", ()):
+        try:
+            prefixes.append(parse_reference(f"vault:{p}#k", mount, kv).where)
+        except Exception:  # noqa: BLE001 - SecretError, said as a config error
+            raise ConfigError(f":vault :row-prefixes entry {p!r} is not a <mount>/<path> Vault path") from None
+    fields["row_prefixes"] = tuple(prefixes)
+    return fields
 
 
-def _strings(key: str, value: Any) -> list[str]:
-    """A vector of non-empty strings."""
+def _row_prefixes(value: Any, name: str) -> tuple[str, ...]:
     if not isinstance(value, list):
-        raise ConfigError(f":{key} must be a vector of strings, got {type(value).__name__}")
+        raise ConfigError(f"{name} must be a vector of Vault paths such as [\"secret/pseidon/hive\"]")
     for v in value:
         if not isinstance(v, str) or not v.strip():
-            raise ConfigError(f":{key} entries must be non-empty strings, got {v!r}")
-    return [v.strip() for v in value]
+            raise ConfigError(f"{name} entry {v!r} is not a <mount>/<path> Vault path")
+    return tuple(v.strip() for v in value)
 
 
-def _host_port(text: str) -> tuple[str, int | None]:
-    """'host', 'host:port', '[v6]' or '[v6]:port' -> (lower-case host, port or None)."""
-    m = re.fullmatch(r"\[([0-9A-Fa-f:.]+)\](?::(\d+))?|([^:\[\]/@]+)(?::(\d+))?", text)
-    port = (m.group(2) or m.group(4)) if m else None
-    if m is None or (port and not 0 < int(port) < 65536):
-        raise ConfigError(f":hive :allowed-hosts entry {text!r} is not host, host:port or [ipv6]:port")
-    return (m.group(1) or m.group(3)).lower(), int(port) if port else None
+POOL = "redis-py manages its connection pool"
+REDIS = Section((
+    Key("host", "hosts", redis_hosts, "127.0.0.1:6379", "`\"host:port\"`, or a vector of them: a Redis Cluster"),
+    Key("port", "port", integer(1), 6379, "the port of a `:host` given without one"),
+    Key("password", "password", text, help="the password (a Vault reference allowed)", secret=True),
+    Key("db", "db", integer(0), 0, "the database number (a Redis Cluster has only 0)"),
+    Key("timeout", "timeout_s", integer(1, scale=MS), 5000, "connect and socket timeout, ms"),
+    inert("heart-beat", POOL), inert("max-active", POOL), inert("group-name", POOL),
+), RedisSettings, _redis_finish)
+
+WRITER = Section((
+    Key("rollover-size", "rollover_size", integer(1), 115_000_000,
+        "bytes (before compression) after which a file's segment is cut"),
+    Key("rollover-timeout", "rollover_timeout_ms", integer(0), 600_000,
+        "ms: the longest a log with lag waits for a run (the sensor's max wait; the smaller of the two applies)"),
+    Key("rollover-abs-timeout", "rollover_abs_timeout_ms", integer(0), 600_000, "ms: the same bound"),
+    Key("max-open-files", "max_open_files", integer(1), 64,
+        "hour files a run may have open at once, shared by the plan's partitions; a partition at its share cuts its "
+        "segment before a new hour"),
+    Key("line-breaks", "line_breaks", choice("quarantine", "escape"), "quarantine",
+        "a text line that would hold `\\n`/`\\r` goes to quarantine; `\"escape\"` writes every line with `\\\\`, "
+        "`\\n`, `\\r` escaped instead (Hive reads them back with `ESCAPED BY '\\\\'` and "
+        "`serialization.escape.crlf`, which `hive create-table` declares)"),
+    Key("gzip-level", "gzip_level", gzip_level, 1, "ISA-L level 0–3 (4–9 are mapped to 3); output is standard gzip"),
+    Key("zstd-level", "zstd_level", integer(0), 3, "zstd compression level"),
+    Key("parquet-codec", "parquet_codec", choice("snappy", "gzip", "zstd", "brotli", "lz4", "none"), "snappy",
+        "snappy, gzip, zstd, brotli, lz4, none"),
+    Key("parquet-block-size", "parquet_block_size", integer(0), 20_971_520, "bytes of input per Parquet row group"),
+    Key("allow-all-ts", "allow_all_ts", boolean, False,
+        "accept every 4-digit-year timestamp; otherwise the window of `:ts-window-back-ms`/`:ts-window-ahead-ms` "
+        "applies"),
+    Key("ts-window-back-ms", "ts_window_back_ms", integer(0), 2_592_000_000,
+        "events older than this (30 days) before the plan's creation go to quarantine"),
+    Key("ts-window-ahead-ms", "ts_window_ahead_ms", integer(0), 3_600_000,
+        "events more than this (1 hour) ahead of the plan's creation go to quarantine"),
+    Key("fsync", "fsync", boolean, True,
+        "files and their directories are fsynced before the offsets are committed; `false` only for tests (a power "
+        "loss could then lose committed data)"),
+    inert("codec", "the codec comes from each log's output_format column"),
+    inert("check-freq", "files are closed when a run ends or a segment is cut, not by a background check"),
+    inert("parallel-files", "each Kafka partition writes its own files; there is nothing to parallelise by hand"),
+    inert("write-multiplier", "see :parallel-files"),
+    inert("out-buffer-size", "writes are buffered in fixed 1 MiB chunks"),
+    inert("use-buffer", "writes are always buffered"),
+    inert("flush-on-write", "files are flushed when closed"),
+    inert("retries", "a failed run is retried by Dagster and replays its stored plan"),
+    inert("retry-sleep", "see :retries"),
+    inert("parquet-page-size", "pyarrow chooses page sizes"),
+    inert("parquet-enable-dictionary", "pyarrow's dictionary encoding is used"),
+    inert("parquet-memory-min-chunk-size", "pyarrow manages its own memory"),
+), WriterSettings)
+
+COLUMN = matching(r"[A-Za-z_][A-Za-z0-9_]*", "is not a valid column name")
+HIVE = Section((
+    Key("date-column", "date_column", COLUMN, "dt", "the date partition column"),
+    Key("hour-column", "hour_column", COLUMN, "hr", "the hour partition column"),
+    Key("date-value", "date_value", text, "%Y%m%d", "strftime format of the date partition value"),
+    Key("hour-value", "hour_value", text, "%Y%m%d%H", "strftime format of the hour partition value"),
+    Key("retries", "retries", integer(0), 3, "attempts after a failed registration, with back-off"),
+    Key("retry-backoff-ms", "retry_backoff_s", integer(0, scale=MS), 2000, "the first back-off, doubling"),
+    Key("allowed-hosts", "allowed_hosts", each(host_port), [],
+        "the only HiveServer2 hosts (`host` or `host:port`) a row's `hive_url` may name — see "
+        "[Hostile rows](#hostile-rows)", shown="`[]` (any)"),
+), HivePartitionSettings)
+
+VAULT = Section((
+    Key("addr", "addr", text, help="Vault's address", shown="`$VAULT_ADDR`"),
+    Key("token", "token", text, help="a token", shown="`$VAULT_TOKEN`"),
+    Key("role-id", "role_id", text, help="AppRole login (with `:secret-id`) instead of a token",
+        shown="`$VAULT_ROLE_ID`"),
+    Key("secret-id", "secret_id", text, help="the AppRole's secret id", shown="`$VAULT_SECRET_ID`"),
+    Key("approle-mount", "approle_mount", text, "approle", "where the AppRole auth method is mounted"),
+    Key("mount", "mount", text, help="the KV mount references without one are read from"),
+    Key("kv-version", "kv_version", kv_version, 2, "KV secrets engine version, 1 or 2"),
+    Key("namespace", "namespace", text, help="Vault Enterprise namespace", shown="`$VAULT_NAMESPACE`"),
+    Key("ca-cert", "ca_cert", text, help="CA certificate file of Vault's TLS", shown="`$VAULT_CACERT`"),
+    Key("timeout-ms", "timeout_s", integer(0, scale=MS), 10_000, "request timeout"),
+    Key("cache-ttl-ms", "cache_ttl_s", integer(0, scale=MS), 300_000,
+        "how long a secret read is reused by the process"),
+    Key("row-prefixes", "row_prefixes", _row_prefixes, [],
+        "Vault paths (`<mount>/<path>`) that `pseidon_logs.hive_password` references may read — see "
+        "[Hostile rows](#hostile-rows)", shown="`[]` (rows' references are refused)"),
+), VaultConfig, _vault_finish)
+
+METRICS = Section((
+    Key("redis", "metrics_redis", REDIS, help="where runs write their counters and `/metrics` reads them: the keys "
+        "of `:redis-conf`", shown="the `:redis-conf` Redis"),
+))
+ALERTS = Section((
+    Key("webhook", "alert_webhook", webhook, help="every failed run is POSTed there as JSON (a Vault reference "
+        "allowed)", secret=True),
+    Key("timeout-ms", "alert_timeout_s", integer(1, scale=MS), 5000, "the webhook's timeout"),
+))
+FRESHNESS = Section((
+    Key("default-minutes", "freshness_default_minutes", integer(1), 120,
+        "a log that lands no data for this long is stale"),
+    Key("logs", "freshness_minutes", minutes_per_log, {}, "per log: `{\"clicks\" 30}`"),
+))
+
+KEYS = (
+    Key("etl-db-host", "etl_db_url", text, "sqlite:///var/pseidon.db",
+        "the `pseidon_logs` database: the original JDBC subname `//host:3306/db?...` (MySQL/MariaDB via PyMySQL, "
+        "with `:etl-db-user`/`:etl-db-pwd`), `jdbc:mysql://...`, or any SQLAlchemy URL"),
+    Key("etl-db-user", "etl_db_user", text, help="the database user of the subname form"),
+    Key("etl-db-pwd", "etl_db_pwd", text, help="its password (a Vault reference allowed)", secret=True),
+    Key("etl-group", "etl_group", matching(r"[A-Za-z0-9._-]+", "may only hold letters, digits, '.', '_' and '-'"),
+        "etl", "rows with `log_group = :etl-group` and `enabled = 1` are ingested; also the Redis key prefix"),
+    Key("kafka-brokers", "kafka_brokers", brokers, "127.0.0.1:9092",
+        "`[{:host \"h\" :port 9092} ...]` or `\"h1:9092,h2:9092\"`"),
+    Key("kafka-use-earliest", "kafka_use_earliest", boolean, False,
+        "a log with no offsets and no files in the lake starts at the low watermark (true) or the high watermark "
+        "(false)"),
+    Key("kafka-config", "kafka_config", kafka_config, {},
+        "extra librdkafka settings (SASL, TLS, ...); `enable.auto.commit`, `enable.auto.offset.store`, "
+        "`auto.offset.reset`, `enable.partition.eof`, `group.id`, `group.instance.id` are refused (exactly-once "
+        "relies on them)"),
+    Key("kafka-timeout-ms", "kafka_timeout_s", integer(1, scale=MS), 10_000,
+        "metadata/watermark timeouts, and how long a read may see no data before failing"),
+    Key("kafka-batch-size", "kafka_batch_size", integer(1), 10_000, "messages per `consume()` call"),
+    Key("max-offsets-per-partition", "max_offsets_per_partition", integer(1), 5_000_000,
+        "cap of one run's range per Kafka partition"),
+    Key("redis-conf", "redis", REDIS, help="the Redis of offsets, plans and leases",
+        shown="`{:host \"127.0.0.1:6379\"}`"),
+    Key("data-dir", "data_dir", root, "var/data",
+        "relative `base_partition` and `quarantine` paths are resolved under it; the default quarantine is "
+        "`<data-dir>/quarantine`"),
+    Key("allowed-roots", "allowed_roots", each(root), [],
+        "further roots (local paths or filesystem URIs such as `\"hdfs://nn:8020/log\"`, `\"s3://bucket/lake\"`) "
+        "that `pseidon_logs` paths may lead into — see [Hostile rows](#hostile-rows)", shown="`[]` (only `:data-dir`)"),
+    Key("writer", "writer", WRITER, help="how files are cut and which event times are accepted", shown="as below"),
+    Key("hive", "hive", HIVE, help="Hive partition registration — [docs/hive-vault.md](docs/hive-vault.md)",
+        shown="as below"),
+    Key("avro-schema-registry-url", "avro_schema_registry_url", text, "http://localhost:8081", "for `avro-txt` logs"),
+    Key("schema-dir", "schema_dir", text, "conf/schemas", "Parquet schemas `<log>.json` for logs without a Hive table"),
+    Key("vault", "vault", VAULT, help="Vault address and auth for `vault:` references; an unset key comes from the "
+        "environment — [docs/hive-vault.md](docs/hive-vault.md)", shown="as below"),
+    Key("sensor-min-lag", "sensor_min_lag", integer(1), 1, "a log with at least this lag gets a run at the next tick"),
+    Key("sensor-max-wait-ms", "sensor_max_wait_ms", integer(0), help="a log with any smaller lag gets a run after "
+        "waiting this long", shown="the rollover timeout"),
+    Key("sensor-retry-backoff-ms", "sensor_retry_backoff_ms", integer(0), 60_000,
+        "a run the sensor requested that failed is requested again after this long (doubling, up to 16×)"),
+    Key("lease-ttl-ms", "lease_ttl_s", integer(1000, scale=MS), 30_000,
+        "the run lease's time to live; a crashed run's lease lapses within it; a run waits for a held lease up to it "
+        "plus a margin (≤ 10 s)"),
+    Key("backfill-lateness-ms", "backfill_lateness_ms", integer(0), 3_600_000,
+        "how far outside a backfill's window Kafka's time index is searched for the window's messages"),
+    Key("ingest-workers", "ingest_workers", integer(1), 1,
+        "worker processes of one run (each Kafka partition's range in one worker)"),
+    Key("metrics", "ops", METRICS, help="`{:redis {...}}` — see [Operations](#operations)", shown="as below"),
+    Key("monitor-port", "ops.monitor_port", integer(0, 65535), 8282,
+        "port of `pseidon-dagster metrics-server` (bound to 127.0.0.1 unless `--host`)"),
+    Key("fatal-errors-file", "ops.fatal_errors_file", file_path, "/tmp/fatalerrors",
+        "unrecoverable errors of runs are appended here (created 0600, never through a symlink)"),
+    Key("alerts", "ops", ALERTS, help="alerts on failed runs", shown="as below"),
+    Key("freshness", "ops", FRESHNESS, help="when a log is stale", shown="as below"),
+    Key("strict", "strict", boolean, False, "unknown keys are an error instead of a warning (also `--strict`)"),
+    inert("consume-step", "work units are not used: a run plans [start, end) per Kafka partition"),
+    inert("kafka-msg-ch-buffer-size",
+          "there is no internal channel: messages are consumed in batches of :kafka-batch-size"),
+    inert("pool", "there is no internal thread pool; Dagster's executor and run queue schedule work"),
+    inert("etl-threads", "one run processes one log; run several logs at once through Dagster's run queue"),
+    inert("io-threads", "confluent-kafka (librdkafka) manages its own I/O threads"),
+    inert("repl-port", "no nREPL is opened (the original's was an unauthenticated remote shell)"),
+    inert("repl-host", "no nREPL is opened"),
+    inert("topic-refresh-freq-ms", "pseidon_logs is re-read on every sensor tick and every run"),
+    inert("work-calculate-freq", "work is planned once per run"),
+    inert("etl-error-threshold",
+          "bad messages go to quarantine and never fail a batch, so there is nothing to count up"),
+    inert("plugins", "the plugin pipeline is replaced by Dagster assets downstream of the files asset"),
+    inert("jaas", "use :kafka-config with librdkafka's sasl.* settings instead"),
+    inert("avro-schema-registry-max-schemas", "every schema id seen is cached", integer(1)),
+)
+ROOT = Section(KEYS, Settings, _root_finish, first=("vault",))
+
+# Names kept for callers: the top-level keys without effect (with why), and the operations keys.
+KEYS_WITHOUT_EFFECT = {k.name: k.help for k in KEYS if k.field is None}
+OPS_KEYS = tuple(k.name for k in KEYS if k.field and k.field.split(".")[0] == "ops")
 
 
-def _root(key: str, value: str) -> str:
-    try:
-        paths.place(value, real=False)
-    except ValueError as e:
-        raise ConfigError(f":{key} {paths.redact_url(value)!r} {e}") from None
-    return value
+def walk(section: Section = ROOT, prefix: str = "", path: str = "",
+         seen: set | None = None) -> Iterator[tuple[str, str | None, Key]]:
+    """Every key: (its name as the README writes it, e.g. ':writer :rollover-size'; its settings path, e.g.
+    'writer.rollover_size', or None; the key). A map met again (:metrics :redis, a :redis-conf) is not repeated."""
+    seen = set() if seen is None else seen
+    seen.add(id(section))
+    for key in section.keys:
+        name = f"{prefix} :{key.name}".strip()
+        field = None if key.field is None else f"{path}.{key.field}".strip(".")
+        yield name, field, key
+        if isinstance(key.convert, Section) and id(key.convert) not in seen:
+            yield from walk(key.convert, name, field or "", seen)
 
 
-# ---------------------------------------------------------------------------------------------------------------
-# operations keys: :metrics, :monitor-port, :fatal-errors-file, :alerts, :freshness
+# -- parsing -----------------------------------------------------------------------------------------------------
 
-OPS_KEYS = ("metrics", "monitor-port", "fatal-errors-file", "alerts", "freshness")
+_VAULT = object()  # resolve_secret for load(): a resolver made from the file's own :vault
 
 
-def _ops(raw: dict[str, Any], secret: Callable[[str], str]) -> OpsSettings:
-    out: dict[str, Any] = {}
-    if "metrics" in raw:
-        m = _typed("metrics", dict, raw["metrics"])
-        for k in m:
-            if k != "redis":
-                log.warning("unknown key :metrics :%s is ignored", k)
-        if m.get("redis") is not None:
-            try:
-                rs = _redis(m["redis"])
-            except ConfigError as e:
-                raise ConfigError(str(e).replace(":redis-conf", ":metrics :redis")) from None
-            if rs.password:
-                rs = dataclasses.replace(rs, password=secret(rs.password))
-            out["metrics_redis"] = rs
-    if "monitor-port" in raw:
-        port = _int("monitor-port", raw["monitor-port"], 0)
-        if port > 65535:
-            raise ConfigError(f":monitor-port must be <= 65535, got {port}")
-        out["monitor_port"] = port
-    if "fatal-errors-file" in raw:
-        path = _str("fatal-errors-file", raw["fatal-errors-file"]).strip()
-        if not path or "\x00" in path:
-            raise ConfigError(":fatal-errors-file must be a file path")
-        out["fatal_errors_file"] = path
-    if "alerts" in raw:
-        a = _typed("alerts", dict, raw["alerts"])
-        for k, v in a.items():
-            if k == "webhook":
-                url = secret(_str("alerts :webhook", v)).strip()
-                if not re.match(r"^https?://[^/\s]+", url):
-                    raise ConfigError(":alerts :webhook must be an http:// or https:// URL")
-                out["alert_webhook"] = url
-            elif k == "timeout-ms":
-                out["alert_timeout_s"] = _int("alerts :timeout-ms", v, 1) / 1000.0
+@dataclasses.dataclass
+class _Parse:
+    resolve: Callable[[str], str] | object
+    vault: VaultConfig | None = None
+    unknown: list[str] = dataclasses.field(default_factory=list)
+
+    def secret(self, value: str) -> str:
+        if self.resolve is _VAULT:
+            if not is_reference(value):
+                return value
+            self.resolve = resolver_for(self.vault)
+        return self.resolve(value)
+
+    def section(self, section: Section, raw: Any, where: str) -> Any:
+        if where:
+            _typed(raw, where, dict)
+        fields: dict[str, Any] = {}
+        for name in sorted(raw, key=lambda n: n not in section.first):
+            value, key, shown = raw[name], section.key(name), f"{where} :{name}".strip()
+            if key is None:
+                self.unknown.append(shown + _hint(section, str(name), where))
+                continue
+            if isinstance(key.convert, Section):
+                sub = self.section(key.convert, value, shown)
+                if key.convert.cls is None:
+                    fields.update({f"{key.field}.{k}": v for k, v in sub.items()})
+                    continue
+                value = sub
             else:
-                log.warning("unknown key :alerts :%s is ignored", k)
-    if "freshness" in raw:
-        f = _typed("freshness", dict, raw["freshness"])
-        for k, v in f.items():
-            if k == "default-minutes":
-                out["freshness_default_minutes"] = _int("freshness :default-minutes", v, 1)
-            elif k == "logs":
-                per = _typed("freshness :logs", dict, v)
-                out["freshness_minutes"] = {str(name): _int(f"freshness :logs {name!r}", n, 1)
-                                            for name, n in per.items()}
-            else:
-                log.warning("unknown key :freshness :%s is ignored", k)
-    return OpsSettings(**out)
+                if key.secret and isinstance(value, str):
+                    value = self.secret(value)
+                value = key.convert(value, shown)
+            if key.field is None:
+                log.info("%s has no effect here: %s", shown, key.help)
+                continue
+            fields[key.field] = value
+            if isinstance(value, VaultConfig):
+                self.vault = value  # parsed first: what the secret references of the other keys are read with
+        if section.finish:
+            fields = section.finish(fields)
+        return _make(section.cls, fields) if section.cls else fields
+
+
+def _hint(section: Section, name: str, where: str) -> str:
+    near = difflib.get_close_matches(name, [k.name for k in section.keys], 1, 0.75)
+    if near:
+        return f" (did you mean {f'{where} :{near[0]}'.strip()}?)"
+    return " (per-topic overrides are not supported)" if "." in name else ""
+
+
+def _make(cls: type, fields: dict[str, Any]) -> Any:
+    """CLS from FIELDS, where dotted fields (ops.monitor_port) set a field of a nested settings object."""
+    flat: dict[str, Any] = {}
+    nested: dict[str, dict[str, Any]] = {}
+    for name, value in fields.items():
+        head, dot, rest = name.partition(".")
+        if dot:
+            nested.setdefault(head, {})[rest] = value
+        else:
+            flat[name] = value
+    default = cls()
+    for head, sub in nested.items():
+        flat[head] = dataclasses.replace(getattr(default, head), **sub)
+    return cls(**flat)
 
 
 def from_mapping(raw: dict[str, Any], source: str | None = None,
-                 resolve_secret: Callable[[str], str] | None = None) -> Settings:
-    """Build Settings from a plain mapping with the EDN key names (without the leading ':')."""
-    secret = resolve_secret or (lambda v: v)
-    out: dict[str, Any] = {"source": source}
-    user = raw.get("etl-db-user")
-    pwd = raw.get("etl-db-pwd")
-    if user is not None:
-        out["etl_db_user"] = _str("etl-db-user", user)
-    if pwd is not None:
-        out["etl_db_pwd"] = secret(_str("etl-db-pwd", pwd))
-    handled = {"etl-db-user", "etl-db-pwd"}
-    ops: dict[str, Any] = {}
-    for key, value in raw.items():
-        if key in handled:
-            continue
-        if key == "etl-db-host":
-            out["etl_db_url"] = db_url(_str(key, value), out.get("etl_db_user"), out.get("etl_db_pwd"))
-        elif key == "etl-group":
-            out["etl_group"] = _str(key, value)
-            if not re.fullmatch(r"[A-Za-z0-9._-]+", value):
-                raise ConfigError(f":etl-group {value!r} may only hold letters, digits, '.', '_' and '-'")
-        elif key == "kafka-brokers":
-            out["kafka_brokers"] = _brokers(value)
-        elif key == "kafka-use-earliest":
-            out["kafka_use_earliest"] = _bool(key, value)
-        elif key == "kafka-config":
-            out["kafka_config"] = SecretMap((str(k), v) for k, v in _typed(key, dict, value).items())
-            _guard_kafka_config(out["kafka_config"])
-        elif key == "kafka-timeout-ms":
-            out["kafka_timeout_s"] = _int(key, value, 1) / 1000.0
-        elif key == "kafka-batch-size":
-            out["kafka_batch_size"] = _int(key, value, 1)
-        elif key == "max-offsets-per-partition":
-            out["max_offsets_per_partition"] = _int(key, value, 1)
-        elif key == "redis-conf":
-            rs = _redis(value)
-            if rs.password:
-                rs = dataclasses.replace(rs, password=secret(rs.password))
-            out["redis"] = rs
-        elif key == "data-dir":
-            out["data_dir"] = _root(key, _str(key, value))
-        elif key == "allowed-roots":
-            out["allowed_roots"] = tuple(_root("allowed-roots", v) for v in _strings(key, value))
-        elif key == "writer":
-            out["writer"] = _writer(value)
-        elif key == "hive":
-            out["hive"] = _hive(value)
-        elif key == "avro-schema-registry-url":
-            out["avro_schema_registry_url"] = _str(key, value)
-        elif key == "avro-schema-registry-max-schemas":
-            _int(key, value, 1)
-            log.info(":%s has no effect here: every schema id seen is cached", key)
-        elif key == "schema-dir":
-            out["schema_dir"] = _str(key, value)
-        elif key == "vault":
-            out["vault"] = SecretMap(_typed(key, dict, value))
-        elif key == "sensor-min-lag":
-            out["sensor_min_lag"] = _int(key, value, 1)
-        elif key == "sensor-max-wait-ms":
-            out["sensor_max_wait_ms"] = _int(key, value, 0)
-        elif key == "sensor-retry-backoff-ms":
-            out["sensor_retry_backoff_ms"] = _int(key, value, 0)
-        elif key == "lease-ttl-ms":
-            out["lease_ttl_s"] = _int(key, value, 1000) / 1000.0
-        elif key == "ingest-workers":
-            out["ingest_workers"] = _int(key, value, 1)
-        elif key == "backfill-lateness-ms":
-            out["backfill_lateness_ms"] = _int(key, value, 0)
-        elif key in OPS_KEYS:
-            ops[key] = value
-        elif key in KEYS_WITHOUT_EFFECT:
-            log.info(":%s has no effect here: %s", key, KEYS_WITHOUT_EFFECT[key])
-        else:
-            log.warning("unknown key :%s in %s is ignored", key, source or "config")
-    if ops:
-        out["ops"] = _ops(ops, secret)
-    if "etl_db_url" not in out and (user or pwd):
-        log.info(":etl-db-user/:etl-db-pwd are set but :etl-db-host is not; the embedded SQLite table is used")
-    return Settings(**out)
+                 resolve_secret: Callable[[str], str] | None = None, strict: bool = False) -> Settings:
+    """Settings from a plain mapping with the EDN key names (without the leading ':'). RESOLVE_SECRET turns vault:
+    references into values (default: kept as they are). Unknown keys are warned about, or with STRICT (or
+    `:strict true`) refused."""
+    where = source or "config"
+    parse = _Parse(resolve_secret or (lambda v: v))
+    settings = dataclasses.replace(parse.section(ROOT, raw, ""), source=source)
+    if parse.unknown and (strict or settings.strict):
+        raise ConfigError(f"{where}: " + "; ".join(f"unknown key {u}" for u in parse.unknown)
+                          + " (unknown keys are errors with --strict or :strict true)")
+    for u in parse.unknown:
+        name, _, hint = u.partition(" (")
+        log.warning("unknown key %s in %s is ignored%s", name, where, f" ({hint}" if hint else "")
+    return settings
 
 
-def load(path: str | os.PathLike | None = None, resolve_secret: Callable[[str], str] | None = None) -> Settings:
-    """Load pseidon.edn from PATH, else $PSEIDON_CONF, else /opt/pseidon-etl/conf/pseidon.edn."""
+def load(path: str | os.PathLike | None = None, resolve_secret: Callable[[str], str] | None = None,
+         strict: bool = False) -> Settings:
+    """Load pseidon.edn from PATH, else $PSEIDON_CONF, else /opt/pseidon-etl/conf/pseidon.edn. vault: references
+    are resolved through the file's :vault (and the environment) unless RESOLVE_SECRET says otherwise."""
     chosen = path or os.environ.get("PSEIDON_CONF") or DEFAULT_CONFIG_PATH
     p = Path(chosen)
     if not p.is_file():
         raise ConfigError(f"config file {str(p)!r} not found (use --config PATH or $PSEIDON_CONF)")
     try:
-        parsed = edn_format.loads(p.read_text())
-    except Exception as e:  # edn_format raises several exception types
+        raw = edn.loads(p.read_text())
+    except edn.EDNError as e:
         raise ConfigError(f"{p}: not valid EDN: {e}") from e
-    raw = _plain(parsed)
     if not isinstance(raw, dict):
         raise ConfigError(f"{p}: the top level must be a map {{:key value ...}}")
-    if resolve_secret is None:
-        from .secrets import resolver_for
+    return from_mapping(raw, source=str(p), resolve_secret=resolve_secret or _VAULT, strict=strict)
 
-        resolve_secret = resolver_for(raw.get("vault"))
-    return from_mapping(raw, source=str(p), resolve_secret=resolve_secret)
+
+# -- documentation -----------------------------------------------------------------------------------------------
+
+def _edn(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, list):
+        return "[" + " ".join(map(_edn, value)) + "]"
+    if isinstance(value, dict):
+        return "{" + " ".join(f"{_edn(k)} {_edn(v)}" for k, v in value.items()) + "}"
+    return str(value)
+
+
+def markdown() -> str:
+    """The README's configuration table: one row per key that has an effect."""
+    rows = ["| key | default | meaning |", "|---|---|---|"]
+    for name, _, key in walk():
+        if key.field is not None:
+            default = key.shown or ("–" if key.default is None else f"`{_edn(key.default)}`")
+            rows.append(f"| `{name}` | {default} | {key.help} |")
+    return "\n".join(rows) + "\n"
+
+
+def markdown_inert() -> str:
+    """The README's sentence listing the keys of the original that are accepted without effect."""
+    names = sorted((name for name, _, key in walk() if key.field is None), key=lambda n: n.count(" "))
+    return "Accepted but without effect here (each logs why): " + ", ".join(f"`{n}`" for n in names) + "."

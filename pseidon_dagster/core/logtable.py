@@ -9,7 +9,7 @@ import contextlib
 import dataclasses
 import os
 import re
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import sqlalchemy as sa
 
@@ -61,6 +61,15 @@ def _answering(engine: sa.Engine, what: str) -> Iterator[None]:
         where = engine.url.render_as_string(hide_password=True)
         raise LogTableUnavailable(f"the pseidon_logs table at {where} is unavailable (while trying to {what}): "
                                   f"{e.orig if e.orig is not None else e}") from e
+
+
+class NoLogTable(LookupError):
+    """The pseidon_logs table does not exist (the database answered); `pseidon-dagster logs init` creates it."""
+
+    def __init__(self, engine: sa.Engine):
+        self.url = engine.url.render_as_string(hide_password=True)
+        super().__init__(f"the pseidon_logs table does not exist in {self.url}: create it with `pseidon-dagster logs "
+                         f"init`")
 
 
 class LogConfigError(ValueError):
@@ -121,8 +130,10 @@ def create_table(engine: sa.Engine, with_date_format: bool = False) -> None:
 
 
 def _reflect(engine: sa.Engine) -> sa.Table:
-    md = sa.MetaData()
-    return sa.Table("pseidon_logs", md, autoload_with=engine)
+    try:
+        return sa.Table("pseidon_logs", sa.MetaData(), autoload_with=engine)
+    except sa.exc.NoSuchTableError:
+        raise NoLogTable(engine) from None
 
 
 def validate_row(row: dict, settings: Settings | None = None) -> LogSpec:
@@ -201,7 +212,7 @@ def confine(spec: LogSpec, settings: Settings) -> LogSpec:
 
     if secrets.is_reference(spec.hive_password):
         try:
-            secrets.check_row_reference(spec.hive_password, secrets.VaultConfig.from_conf(settings.vault))
+            secrets.check_row_reference(spec.hive_password, settings.vault)
         except secrets.SecretError as e:
             raise LogConfigError(spec.log, "hive_password", str(e)) from None
     return spec
@@ -246,13 +257,7 @@ class LogTable:
         return good, bad
 
     def get(self, log: str, group: str | None = None) -> LogSpec:
-        with _answering(self.engine, f"read the row of log {log!r}"):
-            t = _reflect(self.engine)
-            with self.engine.connect() as c:
-                row = c.execute(sa.select(t).where(t.c.log == log)).first()
-        if row is None:
-            raise LookupError(f"no pseidon_logs row for log {log!r}")
-        d = dict(row._mapping)
+        d = self.row(log)
         if group is not None and d.get("log_group") != group:
             raise LookupError(f"log {log!r} belongs to log_group {d.get('log_group')!r}, not {group!r}")
         return validate_row(d, self.settings)
@@ -265,10 +270,62 @@ class LogTable:
                 c.execute(sa.delete(t).where(t.c.log == known["log"]))
                 c.execute(sa.insert(t).values(**known))
 
+    def row(self, log: str) -> dict:
+        """The row of LOG as stored (any group, enabled or not); LookupError when there is none."""
+        with _answering(self.engine, f"read the row of log {log!r}"):
+            t = _reflect(self.engine)
+            with self.engine.connect() as c:
+                row = c.execute(sa.select(t).where(t.c.log == log)).first()
+        if row is None:
+            raise LookupError(f"no pseidon_logs row for log {log!r}")
+        return dict(row._mapping)
+
+    def add(self, row: dict, replace: bool = False, partitions: Callable[[str], list[int]] | None = None) -> LogSpec:
+        """Insert ROW once it passes what every run checks (validate_row, confined to the settings) and, with
+        PARTITIONS (KafkaSource.partitions), once its topic exists; an existing log only with REPLACE."""
+        spec = validate_row(row, self.settings)
+        if partitions is not None:
+            partitions(spec.topic)  # TopicNotFound / KafkaUnavailable name the topic and the brokers
+        with _answering(self.engine, f"add the row of log {spec.log!r}"):
+            t = _reflect(self.engine)
+            if row.get("date_format") is not None and "date_format" not in t.c:
+                raise LogConfigError(spec.log, "date_format", "the table has no date_format column (it was created "
+                                                              "without `logs init --with-date-format`)")
+            with self.engine.begin() as c:
+                if not replace and c.execute(sa.select(t.c.log).where(t.c.log == spec.log)).first() is not None:
+                    raise LogConfigError(spec.log, "log", "already exists (logs add --replace overwrites it)")
+                c.execute(sa.delete(t).where(t.c.log == spec.log))
+                c.execute(sa.insert(t).values(**{k: v for k, v in row.items() if k in t.c}))
+        return spec
+
+    def describe(self, log: str, partitions: Callable[[str], list[int]] | None = None) -> dict:
+        """The row of LOG for people: its columns (passwords as ***, user-info of URLs hidden), whether runs can use
+        it (`valid`, `error`) and, with PARTITIONS, its topic's partition count (or why there is none)."""
+        row = self.row(log)
+        shown = {k: ("***" if k == "hive_password" and v else paths.redact_url(v) if isinstance(v, str) else v)
+                 for k, v in row.items()}
+        out: dict = {"row": shown, "valid": True, "error": None}
+        try:
+            validate_row(row, self.settings)
+        except LogConfigError as e:
+            out.update(valid=False, error=str(e))
+        if partitions is not None:
+            try:
+                out["partitions"] = len(partitions(log))
+            except Exception as e:  # noqa: BLE001 - reported, not raised: the row is shown either way
+                out["partitions"], out["topic_error"] = None, str(e)
+        return out
+
     def set_enabled(self, log: str, enabled: bool) -> None:
-        t = _reflect(self.engine)
-        with self.engine.begin() as c:
-            c.execute(sa.update(t).where(t.c.log == log).values(enabled=1 if enabled else 0))
+        """Enable (after checking the row as a run would) or disable LOG; LookupError when there is no row."""
+        if enabled:
+            validate_row(self.row(log), self.settings)
+        with _answering(self.engine, f"{'enable' if enabled else 'disable'} log {log!r}"):
+            t = _reflect(self.engine)
+            with self.engine.begin() as c:
+                done = c.execute(sa.update(t).where(t.c.log == log).values(enabled=1 if enabled else 0)).rowcount
+        if not done:
+            raise LookupError(f"no pseidon_logs row for log {log!r}")
 
     def delete(self, log: str) -> None:
         t = _reflect(self.engine)
@@ -276,4 +333,4 @@ class LogTable:
             c.execute(sa.delete(t).where(t.c.log == log))
 
 
-__all__ = ["LogSpec", "LogTable", "LogConfigError", "create_table", "validate_row", "confine", "OUTPUT_FORMATS"]
+__all__ = ["LogSpec", "LogTable", "LogConfigError", "LogTableUnavailable", "NoLogTable", "create_table", "validate_row", "confine", "OUTPUT_FORMATS"]

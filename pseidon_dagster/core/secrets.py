@@ -9,7 +9,8 @@ Where references may appear: :etl-db-pwd and the :redis-conf :password in pseido
 A row is untrusted input: its references resolve only under :vault :row-prefixes (none by default), so a row cannot
 read the database or Redis password, or any other secret the ETL's credentials can read.
 
-Address and authentication come from the :vault map of pseidon.edn, else the environment:
+Address and authentication come from the :vault map of pseidon.edn (parsed once by config.py into VaultConfig),
+else the environment:
     {:addr "http://127.0.0.1:8200"        VAULT_ADDR
      :token "..."                         VAULT_TOKEN
      :role-id "..." :secret-id "..."      VAULT_ROLE_ID / VAULT_SECRET_ID  (AppRole login)
@@ -23,7 +24,8 @@ Address and authentication come from the :vault map of pseidon.edn, else the env
 Secrets are read once per process and cached for :cache-ttl-ms (5 minutes: one run, while a long-lived daemon still
 sees rotated secrets). Errors raise SecretError naming the reference and the reason, never a token, secret-id,
 secret value or key name (a reference is shown as vault:<path>#***). Resolved values are `Secret` strings, whose
-repr() is masked; settings maps are `SecretMap`s, whose repr() masks secret-looking keys.
+repr() is masked; settings maps are `SecretMap`s, whose repr() masks secret-looking keys; VaultConfig's repr shows
+neither the token nor the AppRole credentials.
 """
 from __future__ import annotations
 
@@ -44,8 +46,6 @@ log = logging.getLogger(__name__)
 VAULT_PREFIX = "vault:"
 DEFAULT_TIMEOUT_MS = 10_000
 DEFAULT_CACHE_TTL_MS = 300_000
-KNOWN_KEYS = {"addr", "token", "role-id", "secret-id", "approle-mount", "mount", "kv-version", "namespace",
-              "ca-cert", "timeout-ms", "cache-ttl-ms", "row-prefixes"}
 _SECRET_KEY = re.compile(r"(?i)pass|pwd|secret|token|key|jaas|credential|role.?id|oauthbearer\.config")
 
 
@@ -154,7 +154,10 @@ def clear_cache() -> None:
 
 @dataclasses.dataclass(frozen=True)
 class VaultConfig:
-    addr: str | None
+    """The :vault map of pseidon.edn, parsed (and checked) once by config.py. Unset keys are taken from the
+    environment when a resolver is made (with_env)."""
+
+    addr: str | None = None
     token: str | None = dataclasses.field(default=None, repr=False)
     role_id: str | None = dataclasses.field(default=None, repr=False)
     secret_id: str | None = dataclasses.field(default=None, repr=False)
@@ -166,6 +169,10 @@ class VaultConfig:
     timeout_s: float = DEFAULT_TIMEOUT_MS / 1000
     cache_ttl_s: float = DEFAULT_CACHE_TTL_MS / 1000
     row_prefixes: tuple[str, ...] = ()  # <mount>/<path> prefixes that pseidon_logs references may resolve under
+
+    def __repr__(self) -> str:
+        return (f"VaultConfig(addr={self.safe_addr!r}, auth={self.auth!r}, mount={self.mount!r}, "
+                f"kv_version={self.kv_version}, row_prefixes={self.row_prefixes!r})")
 
     @property
     def auth(self) -> str:
@@ -187,55 +194,18 @@ class VaultConfig:
             netloc += f":{s.port}"
         return urlunsplit((s.scheme, netloc, s.path, "", ""))
 
-    @classmethod
-    def from_conf(cls, conf: dict[str, Any] | None, env: dict[str, str] | None = None) -> "VaultConfig":
-        conf = {str(k).lstrip(":"): v for k, v in (conf or {}).items()}
+    def with_env(self, env: dict[str, str] | None = None) -> "VaultConfig":
+        """What pseidon.edn left unset, from VAULT_ADDR, VAULT_NAMESPACE, VAULT_CACERT and, unless the file names a
+        token or an AppRole, VAULT_TOKEN (else VAULT_ROLE_ID/VAULT_SECRET_ID)."""
         env = os.environ if env is None else env
-        for k in conf:
-            if k not in KNOWN_KEYS:
-                log.warning("unknown key :vault :%s is ignored", k)
-
-        def num(key: str, default: int) -> int:
-            v = conf.get(key, default)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-                raise SecretError(f":vault :{key} must be a non-negative integer")
-            return v
-
-        kv = num("kv-version", 2)
-        if kv not in (1, 2):
-            raise SecretError(":vault :kv-version must be 1 or 2")
-        mount = conf.get("mount") or None
-        prefixes = conf.get("row-prefixes") or []
-        if not isinstance(prefixes, (list, tuple)):
-            raise SecretError(":vault :row-prefixes must be a vector of Vault paths such as [\"secret/pseidon/hive\"]")
-        row_prefixes = tuple(_row_prefix(p, mount, kv) for p in prefixes)
-        if conf.get("token") or conf.get("role-id"):
-            token, role_id, secret_id = conf.get("token"), conf.get("role-id"), conf.get("secret-id")
-        else:
+        creds = {}
+        if not (self.token or self.role_id):
             token = env.get("VAULT_TOKEN") or None
-            role_id = None if token else env.get("VAULT_ROLE_ID") or None
-            secret_id = None if token else env.get("VAULT_SECRET_ID") or None
-        return cls(
-            addr=conf.get("addr") or env.get("VAULT_ADDR") or None,
-            token=token or None, role_id=role_id or None, secret_id=secret_id or None,
-            approle_mount=str(conf.get("approle-mount") or "approle").strip("/"),
-            mount=mount, kv_version=kv,
-            namespace=conf.get("namespace") or env.get("VAULT_NAMESPACE") or None,
-            ca_cert=conf.get("ca-cert") or env.get("VAULT_CACERT") or None,
-            timeout_s=num("timeout-ms", DEFAULT_TIMEOUT_MS) / 1000,
-            cache_ttl_s=num("cache-ttl-ms", DEFAULT_CACHE_TTL_MS) / 1000,
-            row_prefixes=row_prefixes,
-        )
-
-
-def _row_prefix(prefix: Any, mount: str | None, kv_version: int) -> str:
-    """A :row-prefixes entry as <mount>/<path>, read like a reference's path (`data/` and :mount alike)."""
-    if isinstance(prefix, str) and prefix.strip():
-        try:
-            return parse_reference(f"{VAULT_PREFIX}{prefix.strip()}#k", mount, kv_version).where
-        except SecretError:
-            pass
-    raise SecretError(f":vault :row-prefixes entry {prefix!r} is not a <mount>/<path> Vault path")
+            creds = dict(token=token, role_id=None if token else env.get("VAULT_ROLE_ID") or None,
+                         secret_id=None if token else env.get("VAULT_SECRET_ID") or None)
+        return dataclasses.replace(self, addr=self.addr or env.get("VAULT_ADDR") or None,
+                                   namespace=self.namespace or env.get("VAULT_NAMESPACE") or None,
+                                   ca_cert=self.ca_cert or env.get("VAULT_CACERT") or None, **creds)
 
 
 # -- resolution ------------------------------------------------------------------------------------------------
@@ -379,21 +349,22 @@ def check_row_reference(value: str, conf: VaultConfig) -> Reference:
     return ref
 
 
-def resolve_row_reference(value: str, vault_conf: dict[str, Any] | None, env: dict[str, str] | None = None) -> str:
+def resolve_row_reference(value: str, vault: VaultConfig | None, env: dict[str, str] | None = None) -> str:
     """A pseidon_logs value (hive_password): plain values as they are, vault: references only under :row-prefixes."""
     if not is_reference(value):
         return value
-    resolver = VaultResolver(VaultConfig.from_conf(vault_conf, env))
+    resolver = resolver_for(vault, env)
     check_row_reference(value, resolver.conf)
     return resolver(value)
 
 
-def resolver_for(vault_conf: dict[str, Any] | None, env: dict[str, str] | None = None) -> Callable[[str], str]:
-    """A function that resolves vault: references (through Vault) and returns any other value unchanged.
+def resolver_for(vault: VaultConfig | None, env: dict[str, str] | None = None) -> Callable[[str], str]:
+    """A function that resolves vault: references through Vault (VAULT, i.e. settings.vault, completed from ENV,
+    default os.environ) and returns any other value unchanged.
 
     Nothing is contacted until a reference is resolved; a config without references never needs Vault."""
-    return VaultResolver(VaultConfig.from_conf(vault_conf, env))
+    return VaultResolver((vault or VaultConfig()).with_env(env))
 
 
 __all__ = ["VAULT_PREFIX", "SecretError", "Secret", "SecretMap", "Reference", "is_reference", "is_secret_key",
-           "parse_reference", "resolver_for", "check_row_reference", "resolve_row_reference", "clear_cache"]
+           "VaultConfig", "parse_reference", "resolver_for", "check_row_reference", "resolve_row_reference", "clear_cache"]

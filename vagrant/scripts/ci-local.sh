@@ -4,7 +4,7 @@
 #     on) on another; creates a throw-away MariaDB database and user on the local MariaDB (MYSQL_ADMIN_ARGS, default
 #     -h127.0.0.1 -P3306 -uroot) from vagrant/config/db.sql; uses the Hive Thrift Server on PSEIDON_HIVE_PORT (or
 #     PSEIDON_TEST_HIVE_PORT) when given, else runs without Hive;
-#   - starts the ETL box's three Dagster processes with the ExecStart lines of vagrant/config/systemd/*.service
+#   - starts the ETL box's three Dagster processes with the ExecStart lines of deploy/systemd/*.service
 #     (paths and ports moved to this checkout and free loopback ports): code server, daemon, webserver;
 #   - runs every helper script (--help, then for real) and etl2-integration-test.sh --mode daemon, whose run is
 #     launched by that daemon from a tick of ingest_sensor;
@@ -166,9 +166,9 @@ CODE_PORT="$(free_port)"
 WEB_PORT="$(free_port)"
 mkdir -p "$DAGSTER_HOME"
 cp "$REPO/dagster.yaml" "$DAGSTER_HOME/dagster.yaml"
-sed "s/port: 4000/port: $CODE_PORT/" "$REPO/vagrant/config/workspace.yaml" > "$WORK/workspace.yaml"
+sed "s/port: 4000/port: $CODE_PORT/" "$REPO/deploy/workspace.yaml" > "$WORK/workspace.yaml"
 unit_command() {  # UNIT: its ExecStart, moved to this checkout's venv, this run's workspace and ports
-  sed -n 's/^ExecStart=//p' "$REPO/vagrant/config/systemd/$1" |
+  sed -n 's/^ExecStart=//p' "$REPO/deploy/systemd/$1" |
     sed -e "s#/opt/pseidon-dagster/venv/bin/#$REPO/.venv/bin/#" \
         -e "s#/opt/pseidon-dagster/workspace.yaml#$WORK/workspace.yaml#" \
         -e "s#-p 4000#-p $CODE_PORT#" -e "s#-p 3000#-p $WEB_PORT#"

@@ -32,7 +32,7 @@ rsync -a --delete --exclude /.venv --exclude /var --exclude /.git --exclude /vag
 if [ ! -x "$APP/venv/bin/python" ]; then python3 -m venv "$APP/venv"; fi
 "$APP/venv/bin/pip" install -q --upgrade pip
 "$APP/venv/bin/pip" install -q "$APP/src"
-install -m 644 /vagrant/config/workspace.yaml "$APP/workspace.yaml"
+install -m 644 "$SRC/deploy/workspace.yaml" "$APP/workspace.yaml"
 
 # --- configuration ----------------------------------------------------------------------------------------------
 install -m 640 -o root -g pseidon /dev/null "$CONF"
@@ -64,9 +64,9 @@ sudo -u pseidon env PSEIDON_CONF="$CONF" "$APP/venv/bin/pseidon-dagster" logs li
 REDISCLI_AUTH="$REDIS_PASSWORD" redis-cli -h "$SERVICES_IP" ping ||
   echo "WARNING: Redis on ${SERVICES_IP}:6379 does not answer (is services1 up?)" >&2
 
-# --- the three Dagster processes ---------------------------------------------------------------------------------
-install -m 644 /vagrant/config/systemd/dagster-code-server.service /vagrant/config/systemd/dagster-daemon.service \
-  /vagrant/config/systemd/dagster-webserver.service /etc/systemd/system/
+# --- the three Dagster processes: the production units of deploy/systemd -----------------------------------------
+install -m 644 "$SRC"/deploy/systemd/dagster-code-server.service "$SRC"/deploy/systemd/dagster-daemon.service \
+  "$SRC"/deploy/systemd/dagster-webserver.service /etc/systemd/system/
 systemctl daemon-reload
 systemctl enable dagster-code-server.service dagster-daemon.service dagster-webserver.service
 systemctl restart dagster-code-server.service
