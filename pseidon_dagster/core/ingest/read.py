@@ -12,6 +12,9 @@ from confluent_kafka import KafkaError, TopicPartition
 from ..kafka import KafkaSource, KafkaUnavailable
 
 
+PREFETCH_KB = 256 << 10  # what a run's consumer may queue ahead, shared by its partitions
+
+
 class ReadStalled(RuntimeError):
     pass
 
@@ -31,7 +34,9 @@ class RangeReader:
         """(partition, messages) with every message's offset inside the partition's planned range."""
         if not self.ends:
             return
-        consumer = self.kafka.consumer()
+        queue = {} if "queued.max.messages.kbytes" in self.kafka.settings.kafka_config else {
+            "queued.max.messages.kbytes": max(16 << 10, min(64 << 10, PREFETCH_KB // len(self.ends)))}
+        consumer = self.kafka.consumer(**queue)
         try:
             consumer.assign([TopicPartition(self.topic, p, s) for p, s in self.starts.items()])
             self.remaining = set(self.ends)
