@@ -6,6 +6,7 @@ Kafka without hanging.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import socket
 import time
@@ -114,7 +115,7 @@ def test_min_lag_and_max_wait(tmp_path, settings, instance, log_table, kafka, gr
 
     first = tick(instance, res)
     assert first.run_requests == []
-    assert "lag 6 < :sensor-min-lag 100" in first.skip_reason.skip_message
+    assert "lag 6 waiting 0s of 60s" in first.skip_reason.skip_message
     cursor = json.loads(first.cursor)
     since = cursor["waiting"][topic]
     assert abs(since - time.time() * 1000) < 30_000
@@ -213,7 +214,7 @@ def test_redis_and_log_table_down_fail_the_tick_naming_them(tmp_path, settings, 
 def test_decide_rules_without_servers(settings):
     from pseidon_dagster.core.lag import LogLag, decide
 
-    s = settings  # sensor_min_lag 1, max wait = rollover timeout (600 s)
+    s = dataclasses.replace(settings, sensor_min_lag=1)  # a run for any lag; max wait = rollover timeout (600 s)
     marks = {0: (0, 10), 1: (5, 5)}
     fresh = LogLag("x", {0: None, 1: None}, marks, None, use_earliest=True)
     assert fresh.lag == 10 and decide(fresh, s, 0, None).run
@@ -229,6 +230,31 @@ def test_decide_rules_without_servers(settings):
     assert not d.run and "beyond Kafka's high watermark" in d.reason and "offsets reset x" in d.reason
     assert LogLag("x", {0: 3}, {0: (0, 10)}, None, True).key != LogLag("x", {0: 3}, {0: (0, 11)}, None, True).key
     assert LogLag("x", {0: 3}, {0: (0, 10)}, "p1", True).key != LogLag("x", {0: 3}, {0: (0, 10)}, None, True).key
+
+
+def test_timed_batches_wait_for_a_files_worth_or_the_rollover_timeout(settings):
+    """Without :sensor-min-lag (the default) a log is run when its waiting messages make a file's worth of bytes, at
+    the size of its last run's messages, or when the oldest has waited the rollover timeout -- whichever first."""
+    from pseidon_dagster.core.lag import LogLag, decide
+
+    s = dataclasses.replace(settings, sensor_min_bytes=1_000_000, sensor_max_wait_ms=600_000)
+    assert s.sensor_min_lag is None
+    last = {"ms": 1_000_000, "plan_ms": 900_000, "bytes_per_message": 200.0}
+    small = LogLag("x", {0: 0}, {0: (0, 4_000)}, None, True, last)  # 800 kB waiting
+    d = decide(small, s, 1_000_000, None)
+    assert not d.run and "0.8 of 1 MB" in d.reason and d.waiting_since_ms == 1_000_000
+    assert not decide(small, s, 1_599_999, d.waiting_since_ms).run
+    late = decide(small, s, 1_600_000, d.waiting_since_ms)
+    assert late.run and "waited 600s" in late.reason
+    full = LogLag("x", {0: 0}, {0: (0, 5_000)}, None, True, last)  # 1 MB: a file's worth
+    d = decide(full, s, 1_000_000, None)
+    assert d.run and "a file's worth" in d.reason
+    # a log that never committed has no message size yet: the time rule alone
+    new = LogLag("x", {0: None}, {0: (0, 10 ** 9)}, None, True)
+    assert not decide(new, s, 0, None).run and decide(new, s, 600_000, 0).run
+    # the wait never starts before the plan of the last commit (the messages arrived after it)
+    assert not decide(small, s, 1_499_999, 0).run and decide(small, s, 1_500_000, 0).run
+    assert settings.batch_bytes == settings.writer.rollover_size  # the default: a file's worth
 
 
 def test_schedule_requests_every_enabled_log(pseidon, instance, log_table, group):

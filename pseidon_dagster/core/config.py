@@ -112,7 +112,8 @@ class Settings:
     avro_schema_registry_url: str = dataclasses.field(default="http://localhost:8081", repr=False)  # may hold user:pw@
     schema_dir: str = "conf/schemas"
     vault: VaultConfig = VaultConfig()  # repr shows no token, secret-id or role-id
-    sensor_min_lag: int = 1
+    sensor_min_lag: int | None = None  # unset: timed batches (a file's worth of bytes, or the rollover timeout)
+    sensor_min_bytes: int | None = None  # unset: :writer :rollover-size
     sensor_max_wait_ms: int | None = None
     sensor_retry_backoff_ms: int = 60_000
     lease_ttl_s: float = 30.0
@@ -121,6 +122,11 @@ class Settings:
     ops: OpsSettings = OpsSettings()  # :metrics, :monitor-port, :fatal-errors-file, :alerts, :freshness
     strict: bool = False
     source: str | None = None
+
+    @property
+    def batch_bytes(self) -> int:
+        """A backlog worth a file: runs are requested when a log's waiting messages reach it (timed batches)."""
+        return self.sensor_min_bytes if self.sensor_min_bytes is not None else self.writer.rollover_size
 
     @property
     def metrics_redis(self) -> RedisSettings:
@@ -559,7 +565,10 @@ KEYS = (
     Key("schema-dir", "schema_dir", text, "conf/schemas", "Parquet schemas `<log>.json` for logs without a Hive table"),
     Key("vault", "vault", VAULT, help="Vault address and auth for `vault:` references; an unset key comes from the "
         "environment — [docs/hive-vault.md](docs/hive-vault.md)", shown="as below"),
-    Key("sensor-min-lag", "sensor_min_lag", integer(1), 1, "a log with at least this lag gets a run at the next tick"),
+    Key("sensor-min-lag", "sensor_min_lag", integer(1), help="a log with at least this many messages waiting gets a "
+        "run at the next tick (the demo sets 1); unset: timed batches, by bytes and by time", shown="unset"),
+    Key("sensor-min-bytes", "sensor_min_bytes", integer(1), help="a log whose waiting messages make about this many "
+        "bytes (at the size of its last run's messages) gets a run at the next tick", shown="`:writer :rollover-size`"),
     Key("sensor-max-wait-ms", "sensor_max_wait_ms", integer(0), help="a log with any smaller lag gets a run after "
         "waiting this long", shown="the rollover timeout"),
     Key("sensor-retry-backoff-ms", "sensor_retry_backoff_ms", integer(0), 60_000,

@@ -37,6 +37,7 @@ class LogLag:
     marks: dict[int, tuple[int, int]]
     plan_id: str | None  # a stored plan: a run planned, maybe wrote files, and did not commit
     use_earliest: bool
+    last_commit: dict | None = None  # when the log last committed and its messages' average size (timed batches)
 
     @functools.cached_property
     def starts(self) -> dict[int, int]:
@@ -121,7 +122,7 @@ def measure_many(logs: list[str], kafka: KafkaSource, store: OffsetStore, *, adm
     for log in wanted:
         st = states[log]
         out[log] = Probe(log, LogLag(log, st.stored, marks[log], st.plan.plan_id if st.plan else None,
-                                     kafka.settings.kafka_use_earliest), lease=st.lease)
+                                     kafka.settings.kafka_use_earliest, st.last_commit), lease=st.lease)
     return out
 
 
@@ -142,23 +143,33 @@ class Decision:
 
 
 def decide(m: LogLag, settings: Settings, now_ms: int, waiting_since_ms: int | None) -> Decision:
-    """Run when a stored plan waits for its replay, when the lag reaches :sensor-min-lag, when a smaller lag has
-    waited :sensor-max-wait-ms (default: the :writer rollover timeout), or to pin the start offsets of a new log."""
+    """Run when a stored plan waits for its replay, or -- timed batches, so that a run makes files worth having --
+    when the waiting messages make a file's worth of bytes (:sensor-min-bytes, default :writer :rollover-size, at the
+    average size of the log's last run), or when the oldest of them has waited :sensor-max-wait-ms (default the
+    :writer rollover timeout), whichever comes first; or at :sensor-min-lag waiting messages when that is set (the
+    demo: at once). Also to pin the start offsets of a new log. The wait is counted from the first tick that saw
+    the messages, never earlier than the plan of the last commit (they arrived after it)."""
     if m.beyond:
         return Decision(False, f"stored offsets of partitions {m.beyond} are beyond Kafka's high watermark (topic "
                                f"re-created?); fix with `pseidon-dagster offsets reset {m.log}`")
     if m.plan_id:
         return Decision(True, f"replay stored plan {m.plan_id} (a run did not commit)")
     lag = m.lag
-    if lag >= settings.sensor_min_lag:
+    if settings.sensor_min_lag is not None and lag >= settings.sensor_min_lag:
         return Decision(True, f"lag {lag} >= :sensor-min-lag {settings.sensor_min_lag}")
     if lag > 0:
+        per_message = (m.last_commit or {}).get("bytes_per_message")
+        if per_message and lag * per_message >= settings.batch_bytes:
+            return Decision(True, f"lag {lag} ~ {lag * per_message / 1e6:.1f} MB >= a file's worth "
+                                  f"({settings.batch_bytes / 1e6:.1f} MB)")
         since = waiting_since_ms if waiting_since_ms is not None else now_ms
+        if m.last_commit and m.last_commit.get("plan_ms"):
+            since = max(since, int(m.last_commit["plan_ms"]))
         waited = now_ms - since
         if waited >= settings.max_wait_ms:
             return Decision(True, f"lag {lag} waited {waited // 1000}s >= max wait {settings.max_wait_ms // 1000}s")
-        return Decision(False, f"lag {lag} < :sensor-min-lag {settings.sensor_min_lag}, waiting "
-                               f"{waited // 1000}s of {settings.max_wait_ms // 1000}s", since)
+        size = f" (~{lag * per_message / 1e6:.1f} of {settings.batch_bytes / 1e6:.0f} MB)" if per_message else ""
+        return Decision(False, f"lag {lag}{size} waiting {waited // 1000}s of {settings.max_wait_ms // 1000}s", since)
     if m.unset and not m.use_earliest and not any(v is not None for v in m.stored.values()):
         return Decision(True, f"first run: pin the start offsets of partitions {m.unset} to the high watermark")
     return Decision(False, "no lag")

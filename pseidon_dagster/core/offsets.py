@@ -197,6 +197,14 @@ class OffsetStore:
     def rebuild_key(self, topic: str) -> str:
         return self._state(topic, "rebuild")
 
+    def last_commit_key(self, topic: str) -> str:
+        return self._state(topic, "last-commit")
+
+    def save_last_commit(self, topic: str, info: dict) -> None:
+        """When the log last committed, when that plan was made, and its messages' average size: what the sensor
+        weighs a backlog by (timed batches). Written after the commit; losing it only delays a run."""
+        self.r.set(self.last_commit_key(topic), json.dumps(info, sort_keys=True))
+
     def reset_floor_key(self, topic: str) -> str:
         return self._state(topic, "reset-floor")
 
@@ -231,7 +239,7 @@ class OffsetStore:
         that log's state an OffsetError, not the whole read."""
         keys: list[str] = []
         for log, parts in logs.items():
-            keys += [self.lease_key(log), self.plan_key(log), self.legacy_plan_key(log)]
+            keys += [self.lease_key(log), self.plan_key(log), self.legacy_plan_key(log), self.last_commit_key(log)]
             keys += [self.offset_key(log, p) for p in parts]
         if not keys:
             return {}
@@ -240,9 +248,9 @@ class OffsetStore:
         out: dict[str, LogState] = {}
         i = 0
         for log, parts in logs.items():
-            lease, plan, legacy = values[i:i + 3]
-            raw = values[i + 3:i + 3 + len(parts)]
-            i += 3 + len(parts)
+            lease, plan, legacy, last = values[i:i + 4]
+            raw = values[i + 4:i + 4 + len(parts)]
+            i += 4 + len(parts)
             stored: dict[int, int | None] = {}
             error = None
             for p, v in zip(parts, raw):
@@ -252,7 +260,8 @@ class OffsetStore:
                     error = OffsetError(f"Redis key {self.offset_key(log, p)} holds {v!r}, not an integer offset")
                     break
             plan_json = plan if plan is not None else legacy
-            out[log] = LogState(stored, Plan.from_json(plan_json) if plan_json else None, lease, error)
+            out[log] = LogState(stored, Plan.from_json(plan_json) if plan_json else None, lease, error,
+                                json.loads(last) if last else None)
         return out
 
     def _mget(self, keys: list[str]) -> list:
@@ -429,6 +438,7 @@ class LogState:
     plan: Plan | None  # a stored plan (a run planned, maybe published files, and did not commit)
     lease: str | None  # the lease value "<token>|<owner>" while a run holds it
     error: OffsetError | None = None  # a stored offset that is not an integer
+    last_commit: dict | None = None  # OffsetStore.save_last_commit
 
 
 def now_ms() -> int:

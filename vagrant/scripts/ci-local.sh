@@ -158,6 +158,7 @@ cat > "$PSEIDON_CONF" <<EDN
  :kafka-use-earliest true
  :redis-conf {:host "127.0.0.1:$REDIS_PORT" :password "$REDIS_PASSWORD"}
  :data-dir "$WORK/data"
+ :sensor-min-lag 1
  :writer {:rollover-size 115000000 :rollover-timeout 60000}}
 EDN
 

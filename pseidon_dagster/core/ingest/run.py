@@ -150,6 +150,13 @@ class Ingestor:
             result.committed = False
             raise
         self.release()
+        try:
+            per_message = result.files and result.written and sum(
+                f.raw_bytes for f in result.data_files) / result.written
+            self.store.save_last_commit(plan.log, {"ms": result.committed_ms, "plan_ms": plan.created_ms,
+                                                   "bytes_per_message": round(per_message or 0, 1) or None})
+        except Exception as e:  # noqa: BLE001 - only the sensor's weighing of the next backlog is delayed
+            log.warning("%s: the last commit's numbers were not stored for the sensor: %s", plan.log, e)
         floor = self.store.load_reset_floor(plan.log)
         if floor and all(plan.ranges.get(p, (0, o))[1] >= o for p, o in floor.items()):
             self.store.save_reset_floor(plan.log, {})  # the log is past where a reset moved it back from
