@@ -567,8 +567,8 @@ KEYS = (
         "environment — [docs/hive-vault.md](docs/hive-vault.md)", shown="as below"),
     Key("sensor-min-lag", "sensor_min_lag", integer(1), help="a log with at least this many messages waiting gets a "
         "run at the next tick (the demo sets 1); unset: timed batches, by bytes and by time", shown="unset"),
-    Key("sensor-min-bytes", "sensor_min_bytes", integer(1), help="a log whose waiting messages make about this many "
-        "bytes (at the size of its last run's messages) gets a run at the next tick", shown="`:writer :rollover-size`"),
+    Key("sensor-min-bytes", "sensor_min_bytes", integer(1), help="a log whose waiting messages in one Kafka "
+        "partition make about this many bytes (at the size of its last run's messages) gets a run at the next tick", shown="`:writer :rollover-size`"),
     Key("sensor-max-wait-ms", "sensor_max_wait_ms", integer(0), help="a log with any smaller lag gets a run after "
         "waiting this long", shown="the rollover timeout"),
     Key("sensor-retry-backoff-ms", "sensor_retry_backoff_ms", integer(0), 60_000,

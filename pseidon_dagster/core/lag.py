@@ -52,6 +52,12 @@ class LogLag:
         starts = self.starts
         return sum(max(0, hi - max(starts[p], lo)) for p, (lo, hi) in self.marks.items())
 
+    @functools.cached_property
+    def busiest(self) -> int:
+        """The largest backlog of one Kafka partition (a file holds one partition's messages of one hour)."""
+        starts = self.starts
+        return max((max(0, hi - max(starts[p], lo)) for p, (lo, hi) in self.marks.items()), default=0)
+
     @property
     def unset(self) -> list[int]:
         """Partitions without a stored offset. A first run must pin where they start, else every later run would
@@ -144,8 +150,8 @@ class Decision:
 
 def decide(m: LogLag, settings: Settings, now_ms: int, waiting_since_ms: int | None) -> Decision:
     """Run when a stored plan waits for its replay, or -- timed batches, so that a run makes files worth having --
-    when the waiting messages make a file's worth of bytes (:sensor-min-bytes, default :writer :rollover-size, at the
-    average size of the log's last run), or when the oldest of them has waited :sensor-max-wait-ms (default the
+    when the waiting messages of one Kafka partition make a file's worth of bytes (:sensor-min-bytes, default :writer
+    :rollover-size, at the average size of the log's last run; a file holds one partition's messages of an hour), or when the oldest of them has waited :sensor-max-wait-ms (default the
     :writer rollover timeout), whichever comes first; or at :sensor-min-lag waiting messages when that is set (the
     demo: at once). Also to pin the start offsets of a new log. The wait is counted from the first tick that saw
     the messages, never earlier than the plan of the last commit (they arrived after it)."""
@@ -159,16 +165,17 @@ def decide(m: LogLag, settings: Settings, now_ms: int, waiting_since_ms: int | N
         return Decision(True, f"lag {lag} >= :sensor-min-lag {settings.sensor_min_lag}")
     if lag > 0:
         per_message = (m.last_commit or {}).get("bytes_per_message")
-        if per_message and lag * per_message >= settings.batch_bytes:
-            return Decision(True, f"lag {lag} ~ {lag * per_message / 1e6:.1f} MB >= a file's worth "
-                                  f"({settings.batch_bytes / 1e6:.1f} MB)")
+        if per_message and m.busiest * per_message >= settings.batch_bytes:
+            return Decision(True, f"lag {lag}, {m.busiest} in one partition ~ {m.busiest * per_message / 1e6:.1f} MB"
+                                  f" >= a file's worth ({settings.batch_bytes / 1e6:.1f} MB)")
         since = waiting_since_ms if waiting_since_ms is not None else now_ms
         if m.last_commit and m.last_commit.get("plan_ms"):
             since = max(since, int(m.last_commit["plan_ms"]))
         waited = now_ms - since
         if waited >= settings.max_wait_ms:
             return Decision(True, f"lag {lag} waited {waited // 1000}s >= max wait {settings.max_wait_ms // 1000}s")
-        size = f" (~{lag * per_message / 1e6:.1f} of {settings.batch_bytes / 1e6:.0f} MB)" if per_message else ""
+        size = (f" (busiest partition ~{m.busiest * per_message / 1e6:.1f} of {settings.batch_bytes / 1e6:.0f} MB)"
+                if per_message else "")
         return Decision(False, f"lag {lag}{size} waiting {waited // 1000}s of {settings.max_wait_ms // 1000}s", since)
     if m.unset and not m.use_earliest and not any(v is not None for v in m.stored.values()):
         return Decision(True, f"first run: pin the start offsets of partitions {m.unset} to the high watermark")
