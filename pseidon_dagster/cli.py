@@ -111,12 +111,14 @@ def cmd_compact(args) -> int:
 
 
 def cmd_retention(args) -> int:
-    from .core.retention import Retention
+    from .core.retention import Retention, keeps_for
 
     settings = _settings(args)
     spec = _table(settings).get(args.log, settings.etl_group)
-    result = Retention(settings, spec, _store(settings), keep_hours=args.keep,
-                       quarantine_keep_hours=args.quarantine_keep).run_all(dry_run=args.dry_run)
+    keep, quarantine_keep = keeps_for(settings, spec)
+    result = Retention(settings, spec, _store(settings), keep_hours=args.keep if args.keep is not None else keep,
+                       quarantine_keep_hours=args.quarantine_keep if args.quarantine_keep is not None
+                       else quarantine_keep).run_all(dry_run=args.dry_run)
     for h in result.hours:
         d = h.to_dict()
         print(f"{d['hour']}  {d['files_now']:>4} files, {d['records_now']} records  {d['action']}", file=sys.stderr)
@@ -435,9 +437,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Drop LOG's event hours that ended more than --keep ago: their Hive partitions first, then "
                     "their files; and its quarantine files older than --quarantine-keep. Holds the log's lease."))
     p.add_argument("log", help="the log (pseidon_logs.log, the Kafka topic)")
-    p.add_argument("--keep", type=_hours, metavar="DURATION", help="keep this much data (720h, 30d); unset: all")
+    p.add_argument("--keep", type=_hours, metavar="DURATION",
+                   help="keep this much data (720h, 30d); unset: the log's retention_hours, else :retention-hours, "
+                        "else all")
     p.add_argument("--quarantine-keep", type=_hours, metavar="DURATION",
-                   help="keep this much quarantine (30d); unset: all")
+                   help="keep this much quarantine (30d); unset: quarantine_retention_hours, else "
+                        ":quarantine-retention-hours, else all")
     p.add_argument("--dry-run", action="store_true", help="list what would be dropped; change nothing")
     p.set_defaults(fn=cmd_retention)
 

@@ -60,8 +60,9 @@ def test_snapshot_of_the_graph():
         ("lake_files", "freshness"), ("lake_files", "offset_continuity"), ("lake_files", "record_counts")]
     assert sorted(j.name for j in defs.resolve_all_job_defs() if not j.name.startswith("__")) == [
         "compact_job", "hive_table_job", "ingest_job", "redrive_job", "retention_job"]
-    for name in ("compaction_schedule", "retention_schedule"):  # maintenance on a cron: off until turned on
-        assert defs.resolve_schedule_def(name).default_status == dg.DefaultScheduleStatus.STOPPED
+    # compaction: off until turned on; retention: on, but it only runs logs that have a retention
+    assert defs.resolve_schedule_def("compaction_schedule").default_status == dg.DefaultScheduleStatus.STOPPED
+    assert defs.resolve_schedule_def("retention_schedule").default_status == dg.DefaultScheduleStatus.RUNNING
     sensor = defs.resolve_sensor_def("ingest_sensor")
     assert sensor.minimum_interval_seconds == 30
     assert sensor.default_status == dg.DefaultSensorStatus.RUNNING

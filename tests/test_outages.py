@@ -57,8 +57,8 @@ class HookedKafka(KafkaSource):
 
     on_first_batch: object = None
 
-    def consumer(self):
-        return _HookedConsumer(super().consumer(), self)
+    def consumer(self, **extra):
+        return _HookedConsumer(super().consumer(**extra), self)
 
 
 class _HookedConsumer:

@@ -52,9 +52,29 @@ def wait_landed(settings, stores: dict[str, object], stacks: list[Stack], second
         time.sleep(1)
 
 
+def wait_runs_finished(stacks: list[Stack], seconds: float = 60) -> None:
+    """Until no run is queued or in progress: a run that has committed still registers and reports, and stopping
+    its daemon then would interrupt it."""
+    busy = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
+            dg.DagsterRunStatus.STARTED]
+    deadline = time.monotonic() + seconds
+    for stack in stacks:
+        with dg.DagsterInstance.from_config(stack.env['DAGSTER_HOME']) as instance:
+            while instance.get_run_records(dg.RunsFilter(statuses=busy)):
+                assert time.monotonic() < deadline, f"runs still busy after {seconds:.0f}s\n{stack.log_tail()}"
+                time.sleep(0.5)
+
+
 def run_records(home: Path) -> list:
     with dg.DagsterInstance.from_config(str(home)) as instance:
         return list(instance.get_run_records(dg.RunsFilter(job_name=INGEST_JOB)))
+
+
+def failure_of(home: Path, run_id: str) -> str:
+    """The error messages of a failed run's events, for an assertion message."""
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        return "\n".join(str(e.dagster_event.event_specific_data)[:2000] for e in instance.all_logs(run_id)
+                         if e.dagster_event and e.dagster_event.event_type_value in ("STEP_FAILURE", "RUN_FAILURE"))
 
 
 def lake_messages(settings, log: str) -> list[bytes]:
@@ -89,6 +109,7 @@ def test_two_deployments_on_one_redis_and_one_log_table_never_touch_each_others_
         for stack in stacks:
             stack.start_daemon()
         wait_landed(settings, {**{log: store for log in logs_a}, **{log: store_b for log in logs_b}}, stacks)
+        wait_runs_finished(stacks)
     finally:
         for stack in stacks:
             stack.stop()
@@ -121,6 +142,7 @@ def test_five_logs_at_once_run_side_by_side_within_the_run_queues_limits(tmp_pat
     try:
         stack.start_daemon()
         wait_landed(settings, {log: store for log in logs}, [stack])
+        wait_runs_finished([stack])
     finally:
         stack.stop()
 
@@ -128,7 +150,8 @@ def test_five_logs_at_once_run_side_by_side_within_the_run_queues_limits(tmp_pat
     by_log = collections.defaultdict(list)
     spans = []
     for r in records:
-        assert r.dagster_run.status == dg.DagsterRunStatus.SUCCESS, r.dagster_run.run_id
+        assert r.dagster_run.status == dg.DagsterRunStatus.SUCCESS, failure_of(Path(stack.env['DAGSTER_HOME']),
+                                                                               r.dagster_run.run_id)
         by_log[r.dagster_run.tags[LOG_TAG]].append((r.start_time, r.end_time))
         spans.append((r.start_time, r.end_time))
     assert set(by_log) == set(logs)

@@ -338,7 +338,7 @@ def _integration_env(tmp_path, kafka_bootstrap, redis_with_password, vagrant_db,
     conf = tmp_path / "pseidon.edn"
     conf.write_text(
         f'{{:etl-db-host "//127.0.0.1:3306/{db}?autoReconnect=true" :etl-db-user "{user}" :etl-db-pwd "{password}"\n'
-        f' :etl-group "etl" :kafka-brokers "{kafka_bootstrap}" :kafka-use-earliest true\n'
+        f' :etl-group "etl" :kafka-brokers "{kafka_bootstrap}" :kafka-use-earliest true :sensor-min-lag 1\n'
         f' :redis-conf {{:host "{redis_host}" :password "{redis_password}"}} :data-dir "{tmp_path / "data"}"}}\n')
     return loopback_env(
         KAFKA_BROKERS=kafka_bootstrap, KAFKA_REPLICATION="1", REDIS_HOST=redis_host, REDIS_PASSWORD=redis_password,

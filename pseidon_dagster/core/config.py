@@ -112,6 +112,8 @@ class Settings:
     avro_schema_registry_url: str = dataclasses.field(default="http://localhost:8081", repr=False)  # may hold user:pw@
     schema_dir: str = "conf/schemas"
     vault: VaultConfig = VaultConfig()  # repr shows no token, secret-id or role-id
+    retention_hours: int | None = None  # unset: keep every hour (a pseidon_logs retention_hours overrides per log)
+    quarantine_retention_hours: int | None = None
     sensor_min_lag: int | None = None  # unset: timed batches (a file's worth of bytes, or the rollover timeout)
     sensor_min_bytes: int | None = None  # unset: :writer :rollover-size
     sensor_max_wait_ms: int | None = None
@@ -561,6 +563,11 @@ KEYS = (
     Key("writer", "writer", WRITER, help="how files are cut and which event times are accepted", shown="as below"),
     Key("hive", "hive", HIVE, help="Hive partition registration — [docs/hive-vault.md](docs/hive-vault.md)",
         shown="as below"),
+    Key("retention-hours", "retention_hours", integer(1), help="hours of data each log keeps: older event hours are "
+        "dropped from Hive, then from the lake, by `retention_schedule` (a `retention_hours` column of `pseidon_logs` "
+        "overrides it per log)", shown="unset: all"),
+    Key("quarantine-retention-hours", "quarantine_retention_hours", integer(1), help="hours of quarantine files "
+        "each log keeps (a `quarantine_retention_hours` column overrides it per log)", shown="unset: all"),
     Key("avro-schema-registry-url", "avro_schema_registry_url", text, "http://localhost:8081", "for `avro-txt` logs"),
     Key("schema-dir", "schema_dir", text, "conf/schemas", "Parquet schemas `<log>.json` for logs without a Hive table"),
     Key("vault", "vault", VAULT, help="Vault address and auth for `vault:` references; an unset key comes from the "

@@ -96,6 +96,8 @@ class LogSpec:
     log_group: str = "default"
     enabled: bool = True
     date_format: str = "datehour"
+    retention_hours: int | None = None  # optional columns; unset: :retention-hours / :quarantine-retention-hours
+    quarantine_retention_hours: int | None = None
     raw_output_format: str | None = None
 
     @property
@@ -119,13 +121,16 @@ def engine_for(url: str) -> sa.Engine:
     return sa.create_engine(url, **kwargs)
 
 
-def create_table(engine: sa.Engine, with_date_format: bool = False) -> None:
-    """Create pseidon_logs as the seed's DDL does (plus the optional date_format column when asked)."""
+def create_table(engine: sa.Engine, with_date_format: bool = False, with_retention: bool = False) -> None:
+    """Create pseidon_logs as the seed's DDL does (plus the optional date_format and retention columns when asked)."""
     table = pseidon_logs
+    if with_date_format or with_retention:
+        table = pseidon_logs.to_metadata(sa.MetaData())
     if with_date_format:
-        md = sa.MetaData()
-        table = pseidon_logs.to_metadata(md)
         table.append_column(sa.Column("date_format", sa.String(100), server_default="datehour"))
+    if with_retention:
+        table.append_column(sa.Column("retention_hours", sa.Integer))
+        table.append_column(sa.Column("quarantine_retention_hours", sa.Integer))
     table.create(engine, checkfirst=True)
 
 
@@ -164,6 +169,7 @@ def validate_row(row: dict, settings: Settings | None = None) -> LogSpec:
     if date_format not in ("datehour", "date"):
         raise LogConfigError(name, "date_format", f"{row.get('date_format')!r} is not 'datehour' or 'date'")
     quarantine = row.get("quarantine") or DEFAULT_QUARANTINE
+    keeps = {c: _hours(name, c, row.get(c)) for c in ("retention_hours", "quarantine_retention_hours")}
     spec = LogSpec(
         log=name,
         format=fmt,
@@ -179,8 +185,22 @@ def validate_row(row: dict, settings: Settings | None = None) -> LogSpec:
         enabled=bool(row.get("enabled", 1)),
         date_format=date_format,
         raw_output_format=row.get("output_format"),
+        **keeps,
     )
     return confine(spec, settings or Settings())
+
+
+def _hours(log: str, column: str, value) -> int | None:
+    """An optional retention column: NULL (or no such column) is unset; else a whole number of hours >= 1."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    try:
+        hours = int(str(value).strip())
+    except ValueError:
+        hours = 0
+    if hours < 1:
+        raise LogConfigError(log, column, f"{str(value)[:40]!r} is not a whole number of hours >= 1 (NULL: keep all)")
+    return hours
 
 
 def confine(spec: LogSpec, settings: Settings) -> LogSpec:

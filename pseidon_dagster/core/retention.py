@@ -17,6 +17,15 @@ from .writers import count_records
 DROPPED, WOULD_DROP = "dropped", "would drop"
 
 
+def keeps_for(settings, spec) -> tuple[int | None, int | None]:
+    """(hours of data, hours of quarantine) LOG keeps: its pseidon_logs columns, else :retention-hours and
+    :quarantine-retention-hours; None: all."""
+    data = spec.retention_hours if spec.retention_hours is not None else settings.retention_hours
+    quarantine = (spec.quarantine_retention_hours if spec.quarantine_retention_hours is not None
+                  else settings.quarantine_retention_hours)
+    return data, quarantine
+
+
 class Retention(HourRewriter):
     WHAT = "retention"
     NEEDS_HOURS = False  # expired quarantine files go even when no hour of data does

@@ -223,7 +223,9 @@ def tick_and_run(topic: str) -> None:
         mine = [r for r in result.run_requests or [] if r.partition_key == topic]
         if not mine:
             why = result.skip_reason.skip_message if result.skip_reason else "no reason given"
-            raise Failed(f"the {ETL_SENSOR} tick requested no run for {topic}: {why}")
+            raise Failed(f"the {ETL_SENSOR} tick requested no run for {topic}: {why} (timed batches wait for a "
+                         "file's worth of messages or :writer :rollover-timeout; vagrant/config/pseidon.edn sets "
+                         ":sensor-min-lag 1 to run on any lag)")
         for req in mine:
             tags = {**req.tags, RUN_KEY_TAG: req.run_key, SENSOR_NAME_TAG: ETL_SENSOR,
                     "pseidon/launched_by": "etl2-integration-test"}

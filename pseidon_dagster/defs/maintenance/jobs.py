@@ -17,8 +17,11 @@ class CompactConfig(dg.Config):
 
 
 class RetentionConfig(dg.Config):
-    keep_hours: Optional[float] = Field(default=None, description="keep this many hours of data; unset: all")
-    quarantine_keep_hours: Optional[float] = Field(default=None, description="keep this much quarantine; unset: all")
+    keep_hours: Optional[float] = Field(default=None, description="keep this many hours of data; unset: the log's "
+                                        "retention_hours, else :retention-hours, else all")
+    quarantine_keep_hours: Optional[float] = Field(default=None, description="keep this much quarantine; unset: the "
+                                                   "log's quarantine_retention_hours, else :quarantine-retention-hours, "
+                                                   "else all")
     dry_run: bool = Field(default=False, description="list what would be dropped; change nothing")
 
 
@@ -60,13 +63,17 @@ def compact_log(context: dg.OpExecutionContext, config: CompactConfig, pseidon: 
 
 @dg.op(description="Drop expired hours (Hive, then the lake) and quarantine files (core/retention.py).")
 def retain_log(context: dg.OpExecutionContext, config: RetentionConfig, pseidon: PseidonResource):
-    from ...core.retention import Retention
+    from ...core.retention import Retention, keeps_for
 
     log = context.partition_key
     with pseidon.session() as s:
         spec = s.table.get(log, s.settings.etl_group)
-        result = Retention(s.settings, spec, s.store, keep_hours=config.keep_hours,
-                           quarantine_keep_hours=config.quarantine_keep_hours, owner=_owner(context),
+        keep, quarantine_keep = keeps_for(s.settings, spec)
+        result = Retention(s.settings, spec, s.store,
+                           keep_hours=config.keep_hours if config.keep_hours is not None else keep,
+                           quarantine_keep_hours=(config.quarantine_keep_hours
+                                                  if config.quarantine_keep_hours is not None else quarantine_keep),
+                           owner=_owner(context),
                            notify=context.log.warning).run_all(dry_run=config.dry_run)
         return dg.Output(None, metadata=_report(context, log, result, "retention"))
 
