@@ -32,6 +32,7 @@ bench: $(STAMP)
 # A small run of the benchmark, so it cannot rot (CI runs it; the figures mean nothing at this size).
 bench-smoke: $(STAMP)
 	$(BIN)/python bench/bench_ingest.py --messages 20000 --rounds 1
+	$(BIN)/python bench/bench_sensor.py --sizes 20 --rounds 1
 
 services-up: $(STAMP)
 	$(BIN)/pseidon-dagster services up

@@ -2,6 +2,7 @@
 
     python bench/bench_ingest.py [--messages 1000000] [--partitions 4] [--rounds 3] [--json out.json]
                                  [--backlog 10000000]    # also: peak RSS of a 10M-message backlog (slow)
+                                 [--profile DIR]         # also: gzip and parquet once under cProfile
 
 Data: ~200-byte CSV lines with 12 typed fields (epoch-ms timestamp, ids, strings, a URL, ints, a double, a boolean,
 a decimal), spread over 6 event hours, in N partitions of a fresh tansu broker. Every path is a whole process
@@ -163,6 +164,8 @@ def main() -> int:
     ap.add_argument("--paths", default="bare-read,gzip,parquet,gzip x2,parquet x2,gzip nofsync")
     ap.add_argument("--backlog", type=int, default=0, help="also measure peak RSS on a backlog of this many messages")
     ap.add_argument("--json", help="write the results here too")
+    ap.add_argument("--profile", metavar="DIR", help="after the rounds, run gzip and parquet once more under cProfile, "
+                    "save DIR/<path>.prof and print each one's top functions by own time")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="pseidon-bench-"))
     stack = Stack(tmp)
@@ -228,12 +231,32 @@ def run(args, tmp: Path, stack: Stack) -> int:
             print(f"  round {r + 1} {path:12} {n / m['wall']:>10,.0f} msg/s  cpu {m['cpu']:5.2f}s  "
                   f"rss {m['rss_mb']:4.0f} MB", file=sys.stderr)
     table = summarize(results, n, payload)
+    if args.profile:
+        profile(args, tmp, stack, db, topic)
     if args.backlog:
         table["backlog"] = backlog(args, tmp, stack, db, topic)
     print_table(table)
     if args.json:
         Path(args.json).write_text(json.dumps(table, indent=2))
     return 0
+
+
+def profile(args, tmp: Path, stack: Stack, db: Path, topic: str) -> None:
+    """One more gzip and parquet ingest each under cProfile (the whole process: imports, plan, read, commit)."""
+    import pstats
+
+    Path(args.profile).mkdir(parents=True, exist_ok=True)
+    for out in ("gzip", "parquet"):
+        stack.flush()
+        data = tmp / f"data-profile-{out}"
+        conf = write_conf(tmp, stack, db, "bench", data, 1)
+        prof = Path(args.profile) / f"{out}.prof"
+        m = measure([sys.executable, "-m", "cProfile", "-o", str(prof), "-m", "pseidon_dagster.cli", "ingest",
+                     f"{topic}-{out}", "--config", str(conf)])
+        shutil.rmtree(data, ignore_errors=True)
+        print(f"\n== {out} under cProfile: {m['wall']:.2f} s wall, {m['cpu']:.2f} s CPU; top functions by own time",
+              file=sys.stderr)
+        pstats.Stats(str(prof), stream=sys.stderr).sort_stats("tottime").print_stats(12)
 
 
 def summarize(results: dict, n: int, payload: int) -> dict:

@@ -153,7 +153,9 @@ def run(args, tmp: Path, stack: Stack) -> int:
     conf = tmp / "pseidon.edn"
     conf.write_text(f'{{:etl-db-host "{db_url}" :etl-group "{GROUP}" :kafka-brokers "{stack.bootstrap}" '
                     f':kafka-use-earliest true :redis-conf {{:host "127.0.0.1:{stack.redis_port}"}} '
-                    f':data-dir "{tmp / "data"}" :writer {{:allow-all-ts true}}}}')
+                    f':data-dir "{tmp / "data"}" :writer {{:allow-all-ts true}} '
+                    # one message waiting is enough for a run (else timed batches would wait for bytes or time)
+                    f':sensor-min-lag 1}}')
     resource = PseidonResource(config_path=str(conf))
     r = redis.Redis(port=stack.redis_port, decode_responses=True)
 
