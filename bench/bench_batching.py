@@ -35,7 +35,7 @@ from pseidon_dagster.core.lag import decide, measure  # noqa: E402
 from pseidon_dagster.core.logtable import validate_row  # noqa: E402
 from pseidon_dagster.core.offsets import OffsetStore, connect  # noqa: E402
 from pseidon_dagster.core.partitioning import FileName  # noqa: E402
-from pseidon_dagster.core.services import create_topics, produce_sealed  # noqa: E402
+from pseidon_dagster.devstack.services import create_topics, produce_sealed  # noqa: E402
 
 TICK_S = 30
 

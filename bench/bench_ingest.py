@@ -37,7 +37,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from pseidon_dagster.core.services import create_topics, produce_sealed, redis_binary, tansu_binary, wait_port  # noqa
+from pseidon_dagster.devstack.services import create_topics, produce_sealed, redis_binary, tansu_binary, wait_port  # noqa
 
 BASE_TS = 1_795_000_000_000
 COLUMNS = [("ts", "bigint"), ("user_id", "bigint"), ("session", "string"), ("event", "string"), ("url", "string"),

@@ -41,7 +41,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from pseidon_dagster.core.services import redis_binary, tansu_binary, wait_port  # noqa: E402
+from pseidon_dagster.devstack.services import redis_binary, tansu_binary, wait_port  # noqa: E402
 
 LOG = "noop"
 GROUP = "bench"
@@ -116,7 +116,7 @@ def run(args, tmp: Path, procs: Procs) -> int:
     from pseidon_dagster.core.kafka import KafkaSource
     from pseidon_dagster.core.logtable import LogTable, create_table
     from pseidon_dagster.core.offsets import OffsetStore, connect
-    from pseidon_dagster.core.services import create_topics, produce_sealed
+    from pseidon_dagster.devstack.services import create_topics, produce_sealed
 
     kafka_port, redis_port = free_port(), free_port()
     url = f"tcp://127.0.0.1:{kafka_port}"

@@ -33,7 +33,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("PSEIDON_HOURS_START", "2026-01-01-00:00")
 
-from pseidon_dagster.core.services import redis_binary, tansu_binary, wait_port  # noqa: E402
+from pseidon_dagster.devstack.services import redis_binary, tansu_binary, wait_port  # noqa: E402
 
 GROUP = "bench"
 

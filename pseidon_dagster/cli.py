@@ -1,5 +1,8 @@
 """The `pseidon-dagster` command: one small function per subcommand, calling core/ (no logic here). A failure is one
-line naming the server and the pseidon.edn key, or what to run (core/diagnose.py); -v shows the traceback."""
+line naming the server and the pseidon.edn key, or what to run (core/diagnose.py); -v shows the traceback.
+
+Long because every subcommand's argparse declaration, with the help a user reads, is here; the work is in core/.
+"""
 from __future__ import annotations
 
 import argparse
@@ -155,7 +158,7 @@ def _hours(text: str) -> float:
 
 
 def cmd_services(args) -> int:
-    from .core import services
+    from .devstack import services
 
     state = Path(args.state_dir)
     if args.action == "up":
@@ -375,7 +378,7 @@ def cmd_status(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from .demo import main as demo_main
+    from .devstack.demo import main as demo_main
 
     return demo_main(args)
 

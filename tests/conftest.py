@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from pseidon_dagster.core import config as config_mod
 from pseidon_dagster.core.logtable import LogTable, create_table
 from pseidon_dagster.core.offsets import OffsetStore, connect
-from pseidon_dagster.core.services import create_topics, produce_sealed, tansu_binary, wait_port
+from pseidon_dagster.devstack.services import create_topics, produce_sealed, tansu_binary, wait_port
 from pseidon_dagster.defs.ingest.resources import PseidonResource
 
 pytest_plugins = ["tests.hive_fixtures"]

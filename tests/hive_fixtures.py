@@ -26,7 +26,7 @@ def hive_port(tmp_path_factory):
     if given:
         yield int(given)
         return
-    from pseidon_dagster.core import hiveserver
+    from pseidon_dagster.devstack import hiveserver
 
     missing = pytest.fail if os.environ.get("CI") else pytest.skip  # CI must run them, never skip silently
     if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):

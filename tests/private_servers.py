@@ -114,7 +114,7 @@ def _wait(what: str, ready, seconds: float, proc: _Process) -> None:
 
 class PrivateRedis:
     def __init__(self, workdir: Path):
-        from pseidon_dagster.core.services import redis_binary
+        from pseidon_dagster.devstack.services import redis_binary
 
         self.dir = workdir / "redis"
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -195,7 +195,7 @@ class PrivateKafka:
     BUCKET = "tansu"
 
     def __init__(self, workdir: Path):
-        from pseidon_dagster.core.services import tansu_binary
+        from pseidon_dagster.devstack.services import tansu_binary
 
         self.binary = tansu_binary()
         self.port = free_port()
@@ -269,14 +269,14 @@ class PrivateHive:
         self.port = free_port()
 
     def start(self) -> None:
-        from pseidon_dagster.core.hiveserver import start_hive
+        from pseidon_dagster.devstack.hiveserver import start_hive
 
         info = start_hive(self.state, self.port)
         if not info["started"]:
             raise RuntimeError(f"something else answers on {HOST}:{self.port}")
 
     def stop(self) -> None:
-        from pseidon_dagster.core.hiveserver import stop_hive
+        from pseidon_dagster.devstack.hiveserver import stop_hive
 
         stop_hive(self.state)
 

@@ -73,7 +73,7 @@ def test_demo_runs_twice_from_a_fresh_directory(tmp_path, kafka_bootstrap, group
 def test_demo_survives_a_broker_that_forgot_its_topics(tmp_path, group, redis_client):
     """tansu keeps nothing across restarts while Redis does: the demo must start its topics afresh, not stall on
     offsets from an earlier broker (the product itself rightly refuses offsets beyond the high watermark)."""
-    from pseidon_dagster.core.services import tansu_binary, wait_port
+    from pseidon_dagster.devstack.services import tansu_binary, wait_port
 
     from .conftest import _free_port
 

@@ -1,4 +1,4 @@
-"""The local Hive Thrift Server helper (pseidon_dagster.core.hiveserver)."""
+"""The local Hive Thrift Server helper (pseidon_dagster.devstack.hiveserver)."""
 from __future__ import annotations
 
 import os
@@ -6,7 +6,7 @@ import socket
 
 import pytest
 
-from pseidon_dagster.core import hiveserver
+from pseidon_dagster.devstack import hiveserver
 
 
 def test_command_binds_loopback_only_without_ui(tmp_path):

@@ -29,7 +29,7 @@ from pseidon_dagster.core.ingest import Ingestor
 from pseidon_dagster.core.kafka import KafkaSource
 from pseidon_dagster.core.logtable import LogTable, create_table
 from pseidon_dagster.core.offsets import OffsetStore, connect
-from pseidon_dagster.core.services import create_topics
+from pseidon_dagster.devstack.services import create_topics
 from pseidon_dagster.defs.ingest.constants import INGEST_OP, REGISTER_OP
 from pseidon_dagster.defs.ingest.partitions import logs
 from pseidon_dagster.defs.ingest.resources import PseidonResource
@@ -342,7 +342,7 @@ def _private_hive_server(request, tmp_path_factory):
     if not any(_wants_private_hive(i) and i.module is request.module for i in request.session.items):
         yield None
         return
-    from pseidon_dagster.core import hiveserver
+    from pseidon_dagster.devstack import hiveserver
 
     server = PrivateHive(tmp_path_factory.mktemp("private-hive"))
     problem: list[str] = []

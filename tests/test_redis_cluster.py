@@ -13,7 +13,7 @@ import pytest
 from pseidon_dagster.core.config import RedisSettings
 from pseidon_dagster.core.ingest import ingest
 from pseidon_dagster.core.offsets import OffsetStore, connect
-from pseidon_dagster.core.services import wait_port
+from pseidon_dagster.devstack.services import wait_port
 
 from .test_ingest import add_log, make_messages
 

@@ -7,7 +7,7 @@ import sys
 
 import redis
 
-from pseidon_dagster.core import services
+from pseidon_dagster.devstack import services
 
 from .conftest import _free_port
 

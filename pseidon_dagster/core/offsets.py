@@ -15,6 +15,9 @@ Per-log state shares the hash tag {<log>}, so on a Redis Cluster every key a Lua
 
 Every write that matters is fenced: a Lua script checks that the caller still holds the lease (its exact value) in
 the same atomic step. Offsets only move forward on commit.
+
+Long because each Redis key's reads sit beside the fenced Lua script that writes it: split, a key would be
+separated from the script that guards it.
 """
 from __future__ import annotations
 

@@ -23,6 +23,10 @@ How:
   hour). Messages without a usable event time belong to no hour; the tail quarantined them when it read them.
 
 Local-disk lakes only (the exchange needs one filesystem that has it); HDFS/S3 lakes are refused with a message.
+
+Long because it holds HourRewriter, the base that compaction and re-drive also build on (work directories, the
+shrink guard, the swap of all hours; the swap's steps are hourswap.py), beside Rebuilder, its backfill: they change
+together.
 """
 from __future__ import annotations
 

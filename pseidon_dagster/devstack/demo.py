@@ -66,7 +66,7 @@ def forget(settings, spec_row: dict) -> list[str]:
     earlier demo left for it (Redis offsets/plan/lock, its files), so offsets and file names start afresh."""
     import shutil
 
-    from .core.offsets import OffsetStore, connect
+    from ..core.offsets import OffsetStore, connect
 
     log = spec_row["log"]
     store = OffsetStore(connect(settings.redis), settings.etl_group)
@@ -131,15 +131,14 @@ def show_files(settings, spec, written: set[str]) -> None:
 
 def main(args) -> int:
     import dagster as dg
-    from dagster._core.storage.tags import RUN_KEY_TAG, SENSOR_NAME_TAG
 
-    from .core import config as config_mod
-    from .core import services
-    from .core.logtable import LogTable, create_table
-    from .core.offsets import now_ms
-    from .definitions import build_defs
-    from .defs.ingest.constants import INGEST_JOB, LAKE_FILES, RESOURCE_KEY, SENSOR
-    from .defs.ingest.resources import PseidonResource
+    from ..core import config as config_mod
+    from ..core.logtable import LogTable, create_table
+    from ..core.offsets import now_ms
+    from ..definitions import build_defs
+    from ..defs.ingest.constants import INGEST_JOB, LAKE_FILES, RESOURCE_KEY, SENSOR
+    from ..defs.ingest.resources import PseidonResource
+    from . import services
 
     import logging
 
@@ -202,7 +201,9 @@ def main(args) -> int:
         job = defs.resolve_job_def(INGEST_JOB)
         written: set[str] = set()
         for req in tick.run_requests:
-            tags = {**req.tags, RUN_KEY_TAG: req.run_key, SENSOR_NAME_TAG: SENSOR, "pseidon/launched_by": "demo"}
+            # Dagster's documented system tags of a sensor's run, so the UI links the run to its tick
+            tags = {**req.tags, "dagster/run_key": req.run_key, "dagster/sensor_name": SENSOR,
+                    "pseidon/launched_by": "demo"}
             result = job.execute_in_process(
                 instance=instance, partition_key=req.partition_key, tags=tags, resources={RESOURCE_KEY: resource},
                 run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}}, raise_on_error=False)

@@ -1,7 +1,7 @@
 """A real HiveServer2 on loopback for the tests and the demo: Spark's Thrift Server from the pyspark wheel.
 
-    python -m pseidon_dagster.core.hiveserver start --state-dir var/services --port 10000
-    python -m pseidon_dagster.core.hiveserver stop --state-dir var/services
+    python -m pseidon_dagster.devstack.hiveserver start --state-dir var/services --port 10000
+    python -m pseidon_dagster.devstack.hiveserver stop --state-dir var/services
 
 It runs `spark-submit --class org.apache.spark.sql.hive.thriftserver.HiveThriftServer2` with local[1], an embedded
 Derby metastore (<state_dir>/metastore_db) and a warehouse under <state_dir>/warehouse, bound to 127.0.0.1 only,
@@ -183,7 +183,7 @@ def stop_hive(state_dir: Path) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m pseidon_dagster.core.hiveserver", description=__doc__,
+    ap = argparse.ArgumentParser(prog="python -m pseidon_dagster.devstack.hiveserver", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("action", choices=["start", "stop", "status"])
     ap.add_argument("--state-dir", default="var/services/hive")
