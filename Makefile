@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: install demo test ui bench bench-smoke services-up services-down clean
+.PHONY: install demo test test-unit lint ui bench bench-smoke services-up services-down clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,6 +20,15 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The tests that need no server (tests/conftest.py marks the others `integration`): about a minute and a half.
+test-unit: $(STAMP)
+	$(BIN)/python -m pytest -m "not integration" -q $(PYTEST_ARGS)
+
+# ruff (pycodestyle, pyflakes, import order, bugbear, pyupgrade) everywhere; mypy on core/ (pyproject.toml).
+lint: $(STAMP)
+	$(BIN)/ruff check pseidon_dagster tests bench vagrant/scripts
+	$(BIN)/mypy
 
 ui: $(STAMP)
 	mkdir -p var/dagster_home && cp dagster.yaml var/dagster_home/dagster.yaml

@@ -26,10 +26,21 @@ import sqlalchemy as sa
 from pseidon_dagster.core import config as config_mod
 from pseidon_dagster.core.logtable import LogTable, create_table
 from pseidon_dagster.core.offsets import OffsetStore, connect
-from pseidon_dagster.devstack.services import create_topics, produce_sealed, tansu_binary, wait_port
 from pseidon_dagster.defs.ingest.resources import PseidonResource
+from pseidon_dagster.devstack.services import create_topics, produce_sealed, tansu_binary, wait_port
 
 pytest_plugins = ["tests.hive_fixtures"]
+
+# A test that asks for one of these (directly or through settings, store, kafka, log_table, pseidon, ...) needs a
+# server; it is marked `integration`. `make test-unit` runs the rest: no server, seconds. A module that starts its own
+# servers says so with `pytestmark = pytest.mark.integration`.
+SERVER_FIXTURES = {"kafka_bootstrap", "mysql_url", "redis_client", "hive_port"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.integration)
 
 MYSQL_ADMIN_URL = os.environ.get("PSEIDON_TEST_MYSQL", "mysql+pymysql://root@127.0.0.1:3306/test")
 REDIS_PORT = int(os.environ.get("PSEIDON_TEST_REDIS_PORT", "6379"))

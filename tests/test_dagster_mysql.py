@@ -11,6 +11,8 @@ import sqlalchemy as sa
 
 from .conftest import MYSQL_ADMIN_URL
 
+pytestmark = pytest.mark.integration  # uses the local MariaDB
+
 REPO = Path(__file__).resolve().parent.parent
 
 

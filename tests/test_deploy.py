@@ -33,6 +33,8 @@ from .test_backfill_daemon import BIN, Stack, free_port, graphql
 from .test_dagster_mysql import mysql_db  # noqa: F401 - the throw-away MariaDB database fixture
 from .test_ingest import add_log, make_messages
 
+pytestmark = pytest.mark.integration  # runs the Dagster processes on MariaDB and PostgreSQL
+
 REPO = Path(__file__).resolve().parent.parent
 DEPLOY = REPO / "deploy"
 UNITS = {name: DEPLOY / "systemd" / f"dagster-{name}.service" for name in ("code-server", "daemon", "webserver")}

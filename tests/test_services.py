@@ -5,11 +5,14 @@ import json
 import subprocess
 import sys
 
+import pytest
 import redis
 
 from pseidon_dagster.devstack import services
 
 from .conftest import _free_port
+
+pytestmark = pytest.mark.integration  # starts tansu and Redis
 
 
 def test_services_up_starts_missing_servers_and_down_stops_them(tmp_path):
