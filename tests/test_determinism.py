@@ -12,7 +12,8 @@ import pyarrow as pa
 import pytest
 
 from pseidon_dagster.core.ingest import ingest
-from pseidon_dagster.core.writers import ParquetFile, open_text
+from pseidon_dagster.core.output_formats import open_text
+from pseidon_dagster.core.writers import ParquetFile
 
 from .test_ingest import InjectedFailure, add_log, data_files, fail_before_commit, make_messages
 

@@ -12,7 +12,7 @@ import pytest
 from pyarrow.fs import LocalFileSystem
 
 from pseidon_dagster.core.ingest import IngestError, ingest
-from pseidon_dagster.core.writers import count_records
+from pseidon_dagster.core.output_formats import count_records
 
 from .conftest import read_lines
 from .test_ingest import BASE_TS, HOUR, add_log, make_messages

@@ -16,8 +16,9 @@ from pseidon_dagster.core.ingest.route import Router
 from pseidon_dagster.core.ingest.segment import CutRules, SegmentWriter
 from pseidon_dagster.core.ingest.sink import Sink
 from pseidon_dagster.core.ingest.vector import VectorDecoder
+from pseidon_dagster.core.output_formats import open_text
 from pseidon_dagster.core.schemas import RowConverter, schema_from_columns
-from pseidon_dagster.core.writers import ParquetFile, open_text
+from pseidon_dagster.core.writers import ParquetFile
 
 BASE = 1_795_000_000_000
 HOUR = 3_600_000

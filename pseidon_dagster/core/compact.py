@@ -18,10 +18,11 @@ from typing import Iterable
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from .output_formats import BY_EXTENSION, count_records, open_text, text_chunks
 from .partitioning import HOUR_MS, FileName
 from .rebuild import UNCHANGED, HourReport, HourRewriter, RebuildResult
 from .storage import Storage
-from .writers import ParquetFile, count_records, open_text, text_chunks
+from .writers import ParquetFile
 
 DEFAULT_MIN_FILES = 4  # an hour with more files than this (per Kafka partition) is compacted ...
 DEFAULT_SMALL_BYTES = 8 << 20  # ... and so is one with two files of a partition where one is smaller than this
@@ -138,7 +139,7 @@ class Compactor(HourRewriter):
                     records += table.num_rows
                     raw += table.nbytes
         else:
-            codec = {"gz": "gzip", "bz2": "bzip2", "zst": "zstd", "txt": "txt"}[ext]
+            codec = BY_EXTENSION[ext].name
             out = open_text(stream, codec, w.gzip_level, w.zstd_level)
             for path in group.files:
                 for chunk in text_chunks(_LOCAL.fs, path):

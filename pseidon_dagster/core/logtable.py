@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from . import paths
 from .config import Settings
 from .formats import DescriptorError, parse_descriptor
-from .writers import OUTPUT_FORMATS, OutputFormatError, output_format
+from .output_formats import OUTPUT_FORMATS, OutputFormatError, output_format
 
 metadata = sa.MetaData()
 SEED_QUARANTINE = "/tmp/pseidon-quarantine"  # the seed DDL's default for the quarantine column
@@ -85,7 +85,7 @@ class LogConfigError(ValueError):
 class LogSpec:
     log: str
     format: str
-    output_format: str  # normalised: one of writers.OUTPUT_FORMATS
+    output_format: str  # normalised: a name in output_formats.OUTPUT_FORMATS
     base_partition: str
     log_partition: str
     hive_table_name: str | None

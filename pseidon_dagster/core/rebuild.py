@@ -55,10 +55,11 @@ from .lease import Lease, new_owner
 from .logtable import LogSpec
 from .model import FileInfo
 from .offsets import OffsetStore
+from .output_formats import OUTPUT_FORMATS, count_records, open_text
 from .partitioning import HOUR_MS, FileName, hour_start, partition_dir
 from .schemas import RowConverter
 from .storage import Storage
-from .writers import EXTENSIONS, ParquetFile, count_records, open_text
+from .writers import ParquetFile
 
 log = logging.getLogger(__name__)
 
@@ -388,7 +389,7 @@ class Rebuilder(HourRewriter):
                         rows=True, directory_of=fresh.get, fsync=w.fsync)
         else:
             codec = spec.output_format
-            data = Sink("data", self.data_root, spec.log, spec.log_partition, spec.hourly, EXTENSIONS[codec],
+            data = Sink("data", self.data_root, spec.log, spec.log_partition, spec.hourly, OUTPUT_FORMATS[codec].extension,
                         lambda stream: open_text(stream, codec, w.gzip_level, w.zstd_level), token, noop,
                         directory_of=fresh.get, fsync=w.fsync)
         quarantine = Sink("quarantine", self.quarantine_root, spec.log, spec.log_partition, spec.hourly,

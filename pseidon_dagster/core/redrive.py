@@ -30,10 +30,11 @@ from .ingest.run import parquet_schema
 from .ingest.write import row_group_bytes
 from .lease import Lease, new_owner
 from .model import FileInfo
+from .output_formats import OUTPUT_FORMATS, open_text
 from .partitioning import FIRST_HOUR, HOUR_MS, LAST_HOUR, FileName, hour_start, partition_dir
 from .schemas import RowConverter
 from .storage import Storage
-from .writers import EXTENSIONS, ParquetFile, open_text
+from .writers import ParquetFile
 
 REDRIVE = "redrive"
 
@@ -133,7 +134,7 @@ class Redriver:
         data_root = resolved_root(s, spec.base_partition)
         storage = Storage.for_path(data_root)[0]
         storage.sync = s.writer.fsync
-        ext = f"{REDRIVE}.{EXTENSIONS[spec.output_format]}"
+        ext = f"{REDRIVE}.{OUTPUT_FORMATS[spec.output_format].extension}"
         for path, qname in quarantine_files(s, spec, first_hour, end_hour):
             result.files_read += 1
             by_hour: dict[int, list] = collections.defaultdict(list)

@@ -12,7 +12,7 @@ from .hourswap import _fsync_dir
 from .partitioning import HOUR_MS, FileName, hour_start
 from .rebuild import HourReport, HourRewriter, RebuildResult
 from .storage import Storage
-from .writers import count_records
+from .output_formats import count_records
 
 DROPPED, WOULD_DROP = "dropped", "would drop"
 

@@ -1,40 +1,9 @@
-"""Output formats (the `output_format` column) and the streaming file writers behind them.
+"""Streaming file writers: text through any compressor, and Parquet (output_formats.py says which format uses which).
 
 A writer is opened on a temporary path, takes already-rendered bytes (text formats) or rows (Parquet), and is
 closed before the file is published by rename. Compression is streaming, so memory stays bounded.
 """
 from __future__ import annotations
-
-import bz2
-
-from isal import isal_zlib
-
-OUTPUT_FORMATS = ("gzip", "txt", "bzip2", "zstd", "parquet")
-EXTENSIONS = {"gzip": "gz", "txt": "txt", "bzip2": "bz2", "zstd": "zst", "parquet": "parquet"}
-_ALIASES = {
-    None: "txt", "": "txt", "txt": "txt", "none": "txt", "text": "txt",
-    "gzip": "gzip", "gz": "gzip",
-    # The original wrote gzip-compressed text for these (original-behavior.md section 1.2).
-    "json": "gzip", "avro": "gzip",
-    "bzip2": "bzip2", "bz2": "bzip2",
-    "zstd": "zstd", "zst": "zstd",
-    "parquet": "parquet",
-}
-
-
-class OutputFormatError(ValueError):
-    pass
-
-
-def output_format(value: str | None) -> str:
-    key = value.strip().lower() if isinstance(value, str) else value
-    if key in _ALIASES:
-        return _ALIASES[key]
-    if key == "snappy":
-        raise OutputFormatError("'snappy' text files are not readable by Hive; use gzip, zstd, bzip2, txt or parquet")
-    raise OutputFormatError(f"{value!r} is not one of {', '.join(OUTPUT_FORMATS)} (aliases: json/avro = gzip, "
-                            f"empty/none = txt)")
-
 
 # The compressor is handed its input in blocks of exactly this size: ISA-L's deflate output depends on how its input
 # is split into compress() calls, and a replay must write the same bytes whatever chunks its buffers were flushed in.
@@ -45,23 +14,12 @@ class TextFile:
     """A text file being written: rendered lines in, compressed bytes out to an output stream. The output depends
     only on the bytes written, not on how they were chunked."""
 
-    def __init__(self, stream, codec: str, level: int = 1):
+    def __init__(self, stream, compressor=None):
+        """COMPRESSOR: an object with compress(bytes) and flush(), as zlib's; None writes the bytes as they are."""
         self.stream = stream
         self.raw_bytes = 0
         self._buf = bytearray()
-        if codec == "gzip":
-            # wbits=31: gzip container, mtime 0, so a replayed plan writes byte-identical files.
-            self._c = isal_zlib.compressobj(level, isal_zlib.DEFLATED, 31)
-        elif codec == "bzip2":
-            self._c = bz2.BZ2Compressor(9)
-        elif codec == "zstd":
-            import zstandard
-
-            self._c = zstandard.ZstdCompressor(level=level).compressobj()
-        elif codec == "txt":
-            self._c = None
-        else:
-            raise OutputFormatError(f"no text writer for {codec!r}")
+        self._c = compressor
 
     def write(self, data: bytes) -> None:
         self.raw_bytes += len(data)
@@ -87,10 +45,6 @@ class TextFile:
                 self.stream.write(self._c.compress(bytes(self._buf)))
             self.stream.write(self._c.flush())
         self.stream.close()
-
-
-def open_text(stream, codec: str, gzip_level: int = 1, zstd_level: int = 3) -> TextFile:
-    return TextFile(stream, codec, gzip_level if codec == "gzip" else zstd_level)
 
 
 class ParquetFile:
@@ -165,32 +119,3 @@ class ParquetFile:
         self._write_group()
         self._w.close()
         self.stream.close()
-
-
-def count_records(fs, path: str) -> int:
-    """Records in a published file of any output format: lines of text (decompressed), rows of Parquet."""
-    if path.endswith(".parquet"):
-        import pyarrow.parquet as pq
-
-        with fs.open_input_file(path) as f:
-            return pq.ParquetFile(f).metadata.num_rows
-    return sum(chunk.count(b"\n") for chunk in text_chunks(fs, path))
-
-
-def text_chunks(fs, path: str, size: int = 1 << 20):
-    """The decompressed bytes of a published text file, a chunk at a time."""
-    with fs.open_input_stream(path, compression=None) as raw:
-        if path.endswith(".gz"):
-            import gzip
-
-            stream = gzip.GzipFile(fileobj=raw)
-        elif path.endswith(".bz2"):
-            stream = bz2.BZ2File(raw)
-        elif path.endswith(".zst"):
-            import zstandard
-
-            stream = zstandard.ZstdDecompressor().stream_reader(raw)
-        else:
-            stream = raw
-        while chunk := stream.read(size):
-            yield chunk

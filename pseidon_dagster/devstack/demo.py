@@ -84,13 +84,19 @@ def forget(settings, spec_row: dict) -> list[str]:
 
 
 def count_lines(path: Path) -> tuple[int, list[str]]:
-    import bz2
-    import gzip
+    """The records of a published file of any output format, and its first two lines (none for Parquet)."""
+    from pyarrow.fs import LocalFileSystem
 
-    opener = {".gz": gzip.open, ".bz2": bz2.open}.get(path.suffix, open)
-    with opener(path, "rt", errors="replace") as f:
-        lines = f.read().splitlines()
-    return len(lines), lines[:2]
+    from .core.output_formats import count_records, format_of_file, text_chunks
+
+    fs, name = LocalFileSystem(), str(path)
+    head = b""
+    if format_of_file(name).decompress is not None:
+        for chunk in text_chunks(fs, name):
+            head += chunk
+            if head.count(b"\n") >= 2:
+                break
+    return count_records(fs, name), head.decode("utf-8", "replace").splitlines()[:2]
 
 
 def instance_home(state: Path) -> Path:

@@ -1,6 +1,6 @@
 """Input format descriptors (the `format` column) and the message parsers they build. See docs/formats.md.
 
-Grammar:  <type>:<key>=<value>;<key>=<value>...   with type txt, json or avro-txt.
+Grammar:  <type>:<key>=<value>;<key>=<value>...   with type txt, json or avro-txt (the table in input_formats.py).
 
 A parser is built once per run and called once per message:
     parser.line(value: bytes) -> (event_ts_ms: int, line: bytes ending in b"\\n")   for text outputs
@@ -13,9 +13,9 @@ Errors:
 """
 from __future__ import annotations
 
-from .base import Parser, build_parser
-from .descriptor import Descriptor, DescriptorError, MessageError, parse_descriptor
+from .descriptor import Descriptor, DescriptorError, MessageError
+from .input_formats import INPUT_FORMATS, InputFormat, Parser, build_parser, input_format, parse_descriptor
 from .registry import RegistryUnavailable
 
-__all__ = ["Descriptor", "DescriptorError", "MessageError", "Parser", "RegistryUnavailable", "build_parser",
-           "parse_descriptor"]
+__all__ = ["INPUT_FORMATS", "Descriptor", "DescriptorError", "InputFormat", "MessageError", "Parser",
+           "RegistryUnavailable", "build_parser", "input_format", "parse_descriptor"]

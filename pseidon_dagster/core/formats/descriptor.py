@@ -1,4 +1,4 @@
-"""Parsing of format descriptors: `<type>:<key>=<value>;<key>=<value>...` (docs/formats.md has the full grammar).
+"""The syntax of format descriptors, `<type>:<key>=<value>;...`, and the errors of all formats (docs/formats.md).
 
 Compatible with the original's descriptors, but lenient where it was needlessly strict:
 - whitespace around the type, keys and values is ignored; the type and the keys are case-insensitive;
@@ -6,14 +6,14 @@ Compatible with the original's descriptors, but lenient where it was needlessly 
 - a trailing ':' in a value is kept (`msg=1:` means "field 1 to the end", where the original silently read `msg=1`).
 
 And strict where the original failed late or silently: unknown types and unknown keys, a repeated key, an item without
-'=', a missing timestamp property and every invalid value are rejected here, with a message naming the problem, so a
-bad `format` cell is caught when `pseidon_logs` is read rather than once per message.
+'=', a missing timestamp property and every invalid value are rejected by parse_descriptor (input_formats.py: the
+syntax here, the properties by the type's spec), with a message naming the problem, so a bad `format` cell is caught
+when `pseidon_logs` is read rather than once per message.
 """
 from __future__ import annotations
 
 import dataclasses
-
-KNOWN_TYPES = ("txt", "json", "avro-txt")
+from typing import Collection
 
 
 class DescriptorError(ValueError):
@@ -37,8 +37,8 @@ class Descriptor:
         return self.props.get(key, default)
 
 
-def split_descriptor(text: str | bytes | None) -> Descriptor:
-    """Syntax only: type and key=value pairs, without checking what the keys and values mean."""
+def split_descriptor(text: str | bytes | None, known_types: Collection[str]) -> Descriptor:
+    """Syntax only: a type among known_types and key=value pairs, without checking what the keys and values mean."""
     if isinstance(text, (bytes, bytearray)):
         try:
             text = bytes(text).decode("utf-8")
@@ -49,8 +49,8 @@ def split_descriptor(text: str | bytes | None) -> Descriptor:
     text = str(text)
     kind, sep, rest = text.partition(":")
     kind = kind.strip().lower()
-    if kind not in KNOWN_TYPES:
-        raise DescriptorError(f"unknown format type {kind!r} in {text!r}; expected one of {', '.join(KNOWN_TYPES)}")
+    if kind not in known_types:
+        raise DescriptorError(f"unknown format type {kind!r} in {text!r}; expected one of {', '.join(known_types)}")
     props: dict[str, str] = {}
     for item in rest.split(";") if sep else []:
         if not item.strip():
@@ -65,31 +65,8 @@ def split_descriptor(text: str | bytes | None) -> Descriptor:
     return Descriptor(kind, props, text)
 
 
-def parse_descriptor(text: str | bytes | None) -> Descriptor:
-    """Parse and fully validate a descriptor (every property of its type); raise DescriptorError if it is invalid."""
-    d = split_descriptor(text)
-    validate(d)
-    return d
-
-
-def validate(d: Descriptor):
-    """The type's compiled settings; raises DescriptorError. Needs no network (the registry is read per message)."""
-    if d.type == "txt":
-        from .txt import TxtSpec
-
-        return TxtSpec.from_descriptor(d)
-    if d.type == "json":
-        from .jsonfmt import JsonSpec
-
-        return JsonSpec.from_descriptor(d)
-    if d.type == "avro-txt":
-        from .avro import AvroSpec
-
-        return AvroSpec.from_descriptor(d)
-    raise DescriptorError(f"unknown format type {d.type!r}; expected one of {', '.join(KNOWN_TYPES)}")
-
-
 def check_keys(d: Descriptor, known: tuple[str, ...]) -> None:
+    """Raise DescriptorError naming the properties of D that its type does not take (KNOWN)."""
     unknown = [k for k in d.props if k not in known]
     if unknown:
         raise DescriptorError(

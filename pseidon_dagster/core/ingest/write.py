@@ -22,9 +22,10 @@ from ..lease import Lease
 from ..logtable import LogSpec
 from ..model import QUARANTINE_EXT, Counts, FileInfo, Plan
 from ..offsets import LeaseLost, OffsetError, OffsetStore, RedisUnavailable, connect
+from ..output_formats import OUTPUT_FORMATS, open_text
 from ..partitioning import HOUR_MS
 from ..schemas import RowConverter
-from ..writers import EXTENSIONS, ParquetFile, open_text
+from ..writers import ParquetFile
 from .decode import Decoder
 from .plan import IngestError
 from .read import RangeReader, ReadStalled
@@ -89,7 +90,7 @@ def write_ranges(settings: Settings, spec: LogSpec, plan: Plan, schema, store: O
     else:
         decoder = Decoder.for_text(parser)
         codec = spec.output_format
-        data = Sink("data", params["data_root"], topic, spec.log_partition, spec.hourly, EXTENSIONS[codec],
+        data = Sink("data", params["data_root"], topic, spec.log_partition, spec.hourly, OUTPUT_FORMATS[codec].extension,
                     lambda stream: open_text(stream, codec, w.gzip_level, w.zstd_level), lease.token, record,
                     fsync=w.fsync)
     quarantine = Sink("quarantine", params["quarantine_root"], topic, spec.log_partition, spec.hourly,

@@ -208,7 +208,7 @@ def verify_continuity(settings, spec, hour: int) -> Outcome:
 def verify_record_counts(settings, spec, hour: int, recorded: dict[str, int]) -> Outcome:
     """The files of the hour hold the records the runs reported (`recorded`: path -> records, from the
     materializations of this partition)."""
-    from ...core.writers import count_records
+    from ...core.output_formats import count_records
 
     on_disk = {path: count_records(storage.fs, path) for storage, path, _ in landed_files(settings, spec, "data", hour)}
     mismatched = {p: [recorded[p], n] for p, n in on_disk.items() if p in recorded and recorded[p] != n}
