@@ -87,7 +87,7 @@ def count_lines(path: Path) -> tuple[int, list[str]]:
     """The records of a published file of any output format, and its first two lines (none for Parquet)."""
     from pyarrow.fs import LocalFileSystem
 
-    from .core.output_formats import count_records, format_of_file, text_chunks
+    from ..core.output_formats import count_records, format_of_file, text_chunks
 
     fs, name = LocalFileSystem(), str(path)
     head = b""
