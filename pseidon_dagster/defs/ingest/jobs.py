@@ -20,8 +20,8 @@ from typing import Callable
 import dagster as dg
 from pydantic import Field
 
-from ...core.catalog import create_table_for, partition_spec, partition_values, registrar_for
 from ...core.config import Settings
+from ...core.hive import create_table_for, partition_spec, partition_values, registrar_for
 from ...core.ingest import FileInfo, IngestError, IngestResult, Ingestor
 from ...core.lease import Lease
 from ...core.logtable import LogSpec
