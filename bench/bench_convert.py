@@ -14,6 +14,7 @@ import time
 import pyarrow as pa
 
 from pseidon_dagster.core import schemas
+from pseidon_dagster.core.hive import schema_from_columns
 
 JSON_COLS = [("ts", "timestamp"), ("user", "string"), ("amount", "decimal(10,2)"), ("n", "int"), ("big", "bigint"),
              ("price", "double"), ("ok", "boolean"), ("day", "date"), ("tags", "array<string>"),
@@ -52,7 +53,7 @@ def build(conv, rows):
 
 def main(n: int, module=schemas) -> None:
     for label, cols, make in (("json", JSON_COLS, json_row), ("txt", TXT_COLS, txt_row)):
-        conv = module.RowConverter(module.schema_from_columns(cols))
+        conv = module.RowConverter(schema_from_columns(cols))
         rows = [make(i) for i in range(n)]
         print(f"{label:4} row-wise            {per_row_ns(lambda rs: [conv(r) for r in rs], rows):7.0f} ns/row")
         print(f"{label:4} row-wise + columns  {per_row_ns(lambda rs: build(conv, rs), rows):7.0f} ns/row")

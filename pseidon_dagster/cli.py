@@ -41,7 +41,7 @@ def cmd_ingest(args) -> int:
     spec = _table(settings).get(args.log, settings.etl_group)
     register = None
     if spec.hive_url and not args.no_hive:
-        from .core.catalog import registrar_for
+        from .core.hive import registrar_for
 
         register = registrar_for(settings, spec)
     from .progress import Progress
@@ -140,7 +140,7 @@ def cmd_quarantine(args) -> int:
         return 0
     register = None
     if spec.hive_url:
-        from .core.catalog import registrar_for
+        from .core.hive import registrar_for
 
         register = registrar_for(settings, spec)
     result = redrive.Redriver(settings, spec, _store(settings), register=register).run(first, args.to)
@@ -306,14 +306,14 @@ def _offset_target(value: str) -> str:
 
 
 def cmd_hive(args) -> int:
-    from .core import catalog
+    from .core import hive
 
     settings = _settings(args)
     spec = _table(settings).get(args.log, settings.etl_group)
     if args.action == "create-table":
-        print(catalog.create_table_for(settings, spec))
+        print(hive.create_table_for(settings, spec))
         return 0
-    cat, db, table = catalog.catalog_for(settings, spec)
+    cat, db, table = hive.catalog_for(settings, spec)
     for part in cat.show_partitions(db, table):
         print(part)
     return 0

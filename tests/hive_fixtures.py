@@ -15,7 +15,7 @@ import uuid
 
 import pytest
 
-from pseidon_dagster.core.catalog import HiveCatalog, HiveTarget
+from pseidon_dagster.core.hive import HiveCatalog, HiveTarget
 
 from .conftest import _free_port
 

@@ -229,7 +229,7 @@ def test_cli_backfill_prints_a_report_and_a_json_summary(tmp_path, settings, log
 @pytest.mark.hive
 def test_hive_counts_follow_the_swap_and_a_sigkill_during_it_leaves_a_readable_hour(
         tmp_path, settings, log_table, kafka, store, group, hive_port, hive_db, hive_catalog):
-    from pseidon_dagster.core.catalog import create_table_for, registrar_for
+    from pseidon_dagster.core.hive import create_table_for, registrar_for
 
     topic = kafka.topic(2)
     spec = add_log(log_table, group, topic, hive_url=f"//127.0.0.1:{hive_port}/{hive_db}", hive_table_name="t")

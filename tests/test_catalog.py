@@ -14,8 +14,8 @@ import json
 import pyarrow as pa
 import pytest
 
-from pseidon_dagster.core import catalog as catalog_mod
-from pseidon_dagster.core.catalog import (
+from pseidon_dagster.core import hive
+from pseidon_dagster.core.hive import (
     CatalogError,
     HiveCatalog,
     HiveTarget,
@@ -150,7 +150,7 @@ def test_bad_partition_formats_and_columns_are_rejected():
         NoServer(HiveTarget("h")).add_partitions("logs", "clicks", parts)
     bad_col = dataclasses.replace(SETTINGS, hive=HivePartitionSettings(date_column="dt`"))
     with pytest.raises(CatalogError):
-        catalog_mod.catalog_for(bad_col, spec)
+        hive.catalog_for(bad_col, spec)
     with pytest.raises(CatalogError):
         NoServer(HiveTarget("h")).create_table("logs", "t", [("a", "string); DROP TABLE x; --")], ["dt"],
                                                "STORED AS PARQUET")
@@ -209,8 +209,8 @@ def test_partitions_for_custom_columns_and_remote_storage():
 
 def test_relative_base_partition_resolves_under_data_dir():
     spec = _spec(base_partition="lake")
-    assert catalog_mod.table_location(SETTINGS, spec) == "file:///data/lake/raw/clicks"
-    assert catalog_mod.table_location(SETTINGS, _spec(base_partition="s3://b/lake")) == "s3://b/lake/raw/clicks"
+    assert hive.table_location(SETTINGS, spec) == "file:///data/lake/raw/clicks"
+    assert hive.table_location(SETTINGS, _spec(base_partition="s3://b/lake")) == "s3://b/lake/raw/clicks"
 
 
 class RecordingCatalog:
@@ -222,7 +222,7 @@ class RecordingCatalog:
         self.calls.append((db, table, list(parts)))
         if self.fail:
             raise self.fail
-        return [catalog_mod.partition_spec(v) for v, _ in parts]
+        return [hive.partition_spec(v) for v, _ in parts]
 
 
 def _result(files):
@@ -318,11 +318,11 @@ def test_parquet_storage_needs_columns():
 
 
 def test_arrow_columns_round_trip():
-    from pseidon_dagster.core.schemas import schema_from_columns
+    from pseidon_dagster.core.hive import schema_from_columns
 
     cols = [("a", "bigint"), ("b", "string"), ("c", "decimal(12,2)"), ("d", "array<int>"),
             ("e", "map<string,double>"), ("f", "struct<x:int,y:string>"), ("g", "date"), ("h", "boolean")]
-    assert catalog_mod.arrow_columns(schema_from_columns(cols)) == cols
+    assert hive.arrow_columns(schema_from_columns(cols)) == cols
 
 
 # -- against a real HiveServer2 ----------------------------------------------------------------------------------
@@ -491,7 +491,7 @@ def test_parquet_registration_and_counts_through_hive(settings, log_table, kafka
     msgs = [(i % 2, f"{BASE_TS + (i * 7919) % (3 * HOUR)},c{i % 7},{i}.5".encode()) for i in range(400)]
     kafka.produce(topic, msgs)
 
-    # the Parquet writer takes its schema from the Hive table (catalog.hive_schema_for)
+    # the Parquet writer takes its schema from the Hive table (hive.hive_schema_for)
     result = ingest(settings, spec, store, register=registrar_for(settings, spec))
 
     assert result.committed and result.written == 400 and result.quarantined == 0

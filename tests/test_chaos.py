@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from pseidon_dagster.core.catalog import create_table_for
+from pseidon_dagster.core.hive import create_table_for
 from pseidon_dagster.core.kafka import KafkaSource
 from pseidon_dagster.defs.ingest.checks import verify_continuity
 

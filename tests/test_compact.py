@@ -81,7 +81,7 @@ def test_compaction_leaves_hours_the_tail_may_still_fill_and_respects_the_rollov
 @pytest.mark.hive
 def test_hive_counts_do_not_change_and_the_cli_reports(tmp_path, settings, log_table, kafka, store, group,
                                                        hive_port, hive_db, hive_catalog):
-    from pseidon_dagster.core.catalog import create_table_for, registrar_for
+    from pseidon_dagster.core.hive import create_table_for, registrar_for
 
     topic = kafka.topic(2)
     spec = add_log(log_table, group, topic, hive_url=f"//127.0.0.1:{hive_port}/{hive_db}", hive_table_name="t",

@@ -18,7 +18,7 @@ def test_register_op_is_in_the_hive_pool():
 @pytest.mark.hive
 def test_hive_table_materializations_carry_the_registered_partitions(
         pseidon, instance, settings, log_table, kafka, store, group, hive_port, hive_db, hive_catalog):
-    from pseidon_dagster.core.catalog import create_table_for
+    from pseidon_dagster.core.hive import create_table_for
 
     topic = kafka.topic(2)
     spec = add_log(log_table, group, topic, hive_url=f"//127.0.0.1:{hive_port}/{hive_db}", hive_table_name="t")
@@ -46,7 +46,7 @@ def test_hive_down_fails_the_run_before_the_commit_and_the_next_run_registers(
         instance, settings, log_table, kafka, store, group, hive_port, hive_db, hive_catalog, tmp_path):
     import socket
 
-    from pseidon_dagster.core.catalog import create_table_for
+    from pseidon_dagster.core.hive import create_table_for
     from pseidon_dagster.defs.ingest.resources import PseidonResource
 
     from .conftest import write_conf

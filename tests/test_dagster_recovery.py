@@ -88,7 +88,7 @@ def test_no_secret_reaches_dagster_storage_logs_metadata_or_the_cli_output(
     """Known secret values in the row (hive_password) and in pseidon.edn (a :kafka-config SASL password that the
     broker never asks for, a Vault token): after a Dagster run (sqlite storage in a DAGSTER_HOME of its own) and a
     CLI run, grep every byte Dagster stored, the run's events and metadata, and the CLI's stdout and stderr."""
-    from pseidon_dagster.core.catalog import create_table_for
+    from pseidon_dagster.core.hive import create_table_for
 
     secrets = ["Hive-pw-7f3a9c", "sasl-pw-51d0e2", "vault-token-9b8c7a"]
     topic = kafka.topic(1)

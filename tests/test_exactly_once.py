@@ -349,7 +349,7 @@ def test_offsets_reset_needs_a_target_and_a_real_partition(tmp_path, settings, l
 @pytest.mark.hive
 def test_escaped_line_breaks_read_back_from_hive(settings, log_table, kafka, store, group, hive_port, hive_db,
                                                  hive_catalog):
-    from pseidon_dagster.core.catalog import create_table_for
+    from pseidon_dagster.core.hive import create_table_for
 
     topic = kafka.topic(1)
     spec = add_log(log_table, group, topic, hive_url=f"//127.0.0.1:{hive_port}/{hive_db}", hive_table_name="t")
@@ -359,7 +359,7 @@ def test_escaped_line_breaks_read_back_from_hive(settings, log_table, kafka, sto
     values = ["two\nlines", "carriage\rreturn", "back\\slash", "plain"]
     kafka.produce(topic, [(0, f"{BASE_TS + i}|{v}".encode()) for i, v in enumerate(values)])
 
-    from pseidon_dagster.core.catalog import registrar_for
+    from pseidon_dagster.core.hive import registrar_for
 
     result = ingest(s, spec, store, register=registrar_for(s, spec))
 

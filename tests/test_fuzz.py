@@ -52,11 +52,12 @@ from confluent_kafka import Consumer, TopicPartition
 
 from pseidon_dagster.core.formats import DescriptorError, MessageError, build_parser, parse_descriptor
 from pseidon_dagster.core.formats import registry as registry_mod
+from pseidon_dagster.core.hive import schema_from_columns
 from pseidon_dagster.core.ingest import Ingestor
 from pseidon_dagster.core.ingest.route import escape_line
 from pseidon_dagster.core.logtable import LogConfigError
 from pseidon_dagster.core.partitioning import HOUR_MS, FileName, partition_dir
-from pseidon_dagster.core.schemas import RowConverter, schema_from_columns
+from pseidon_dagster.core.schemas import RowConverter
 
 from .test_formats_avro import LINE_SCHEMA, RICH_SCHEMA, STRING_SCHEMA, FakeRegistry, rich
 from .test_ingest import add_log

@@ -7,9 +7,8 @@ import json
 import pyarrow as pa
 import pytest
 
-from pseidon_dagster.core import catalog as catalog_mod
-from pseidon_dagster.core.catalog import CatalogError
-from pseidon_dagster.core.schemas import SchemaError, hive_type, load_schema_file, schema_from_columns
+from pseidon_dagster.core.hive import CatalogError, SchemaError, hive_type, load_schema_file, schema_from_columns
+from pseidon_dagster.core.hive import types as hive_types
 
 
 GOOD_TYPES = {
@@ -46,7 +45,7 @@ def test_anything_but_one_whole_hive_type_is_refused(text):
     with pytest.raises(SchemaError):
         hive_type(text)
     with pytest.raises(CatalogError):
-        catalog_mod._column_type(text)
+        hive_types.column_type(text)
 
 
 def test_schema_files_are_checked_whole_and_name_the_column(tmp_path):

@@ -9,9 +9,9 @@ import traceback
 
 import pytest
 
-from pseidon_dagster.core import catalog as catalog_mod
 from pseidon_dagster.core import config as config_mod
-from pseidon_dagster.core.catalog import CatalogError, catalog_for, location_literal, parse_hive_url, registrar_for
+from pseidon_dagster.core.hive import CatalogError, catalog_for, location_literal, parse_hive_url, registrar_for
+from pseidon_dagster.core.hive import sql as hive_sql
 from pseidon_dagster.core.config import ConfigError
 from pseidon_dagster.core.logtable import LogConfigError, LogTable, validate_row
 from pseidon_dagster.core.secrets import SecretError, resolver_for
@@ -165,8 +165,8 @@ def test_dollar_in_hive_url_is_refused():
 
 
 def test_a_dollar_separator_is_escaped_in_ddl():
-    assert catalog_mod._sep_literal(b"$") == "'\\044'"
-    assert catalog_mod._sep_literal(b"|") == "'|'"
+    assert hive_sql._sep_literal(b"$") == "'\\044'"
+    assert hive_sql._sep_literal(b"|") == "'|'"
 
 
 @pytest.mark.parametrize("column", ["base_partition", "log_partition", "quarantine"])

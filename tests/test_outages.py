@@ -392,7 +392,7 @@ def test_hive_stopped_after_publish_fails_the_registration_and_the_next_run_regi
     fails naming Hive (host:port, table) and the registration, commits nothing, registers nothing; after the
     restart (the Derby metastore persists in its state directory) the next `pseidon-dagster ingest` registers the
     partitions and commits. SHOW PARTITIONS and SELECT count(*) then agree with what was produced."""
-    from pseidon_dagster.core.catalog import CatalogError, HiveCatalog, HiveTarget, create_table_for, registrar_for
+    from pseidon_dagster.core.hive import CatalogError, HiveCatalog, HiveTarget, create_table_for, registrar_for
 
     conf, s = conf_for(tmp_path, settings, hive={"retries": 1, "retry-backoff-ms": 50})
     store = OffsetStore(connect(s.redis), s.etl_group)

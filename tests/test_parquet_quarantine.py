@@ -10,8 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pseidon_dagster.core.formats import MessageError
+from pseidon_dagster.core.hive import schema_from_columns
 from pseidon_dagster.core.ingest import ingest
-from pseidon_dagster.core.schemas import RowConverter, schema_from_columns
+from pseidon_dagster.core.schemas import RowConverter
 from pseidon_dagster.core.writers import ParquetFile
 
 from .conftest import read_lines

@@ -28,7 +28,7 @@ def keep_from(hour: int) -> int:
 @pytest.mark.hive
 def test_expired_hours_leave_hive_then_the_lake(tmp_path, settings, log_table, kafka, store, group, hive_port,
                                                  hive_db, hive_catalog):
-    from pseidon_dagster.core.catalog import create_table_for, registrar_for
+    from pseidon_dagster.core.hive import create_table_for, registrar_for
 
     topic = kafka.topic(2)
     spec = add_log(log_table, group, topic, hive_url=f"//127.0.0.1:{hive_port}/{hive_db}", hive_table_name="t")

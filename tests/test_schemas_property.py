@@ -18,7 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pseidon_dagster.core.formats import MessageError
-from pseidon_dagster.core.schemas import RowConverter, hive_type, schema_from_columns
+from pseidon_dagster.core.hive import hive_type, schema_from_columns
+from pseidon_dagster.core.schemas import RowConverter
 
 D = decimal.Decimal
 UTC = dt.timezone.utc

@@ -7,7 +7,7 @@ import uuid
 import pytest
 
 from pseidon_dagster.core import config as config_mod
-from pseidon_dagster.core.catalog import CatalogError, HiveCatalog, catalog_for, parse_hive_url
+from pseidon_dagster.core.hive import CatalogError, HiveCatalog, catalog_for, parse_hive_url
 from pseidon_dagster.core.logtable import LogConfigError, validate_row
 from pseidon_dagster.core.secrets import SecretError, resolver_for
 

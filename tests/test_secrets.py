@@ -23,7 +23,7 @@ from sqlalchemy.engine import make_url
 
 from pseidon_dagster.core import config as config_mod
 from pseidon_dagster.core import secrets
-from pseidon_dagster.core.catalog import CatalogError, catalog_for
+from pseidon_dagster.core.hive import CatalogError, catalog_for
 from pseidon_dagster.core.logtable import LogSpec
 from pseidon_dagster.core.secrets import Secret, SecretError, is_reference, parse_reference, resolver_for
 

@@ -11,13 +11,14 @@ import pyarrow as pa
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
 from pseidon_dagster.core.formats import build_parser
+from pseidon_dagster.core.hive import schema_from_columns
 from pseidon_dagster.core.ingest.decode import Decoder
 from pseidon_dagster.core.ingest.route import Router
 from pseidon_dagster.core.ingest.segment import CutRules, SegmentWriter
 from pseidon_dagster.core.ingest.sink import Sink
 from pseidon_dagster.core.ingest.vector import VectorDecoder
 from pseidon_dagster.core.output_formats import open_text
-from pseidon_dagster.core.schemas import RowConverter, schema_from_columns
+from pseidon_dagster.core.schemas import RowConverter
 from pseidon_dagster.core.writers import ParquetFile
 
 BASE = 1_795_000_000_000

@@ -19,6 +19,7 @@ from typing import Callable
 
 from . import failpoints
 from .config import Settings
+from .hive import partition_spec, partition_values
 from .lease import Lease
 from .logtable import LogSpec
 from .offsets import OffsetStore
@@ -86,8 +87,6 @@ def swap_hour(settings: Settings, spec: LogSpec, store: OffsetStore, lease: Leas
         store.save_rebuild(spec.log, state, lease)
 
     if cat is not None:
-        from .catalog import partition_spec, partition_values
-
         values = partition_values(settings, spec, hour)
         registered = [partition_spec(values)]
     if st["step"] == "written":

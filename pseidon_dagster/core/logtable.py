@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from . import paths
 from .config import Settings
 from .formats import DescriptorError, parse_descriptor
+from .hive import CatalogError, split_table, table_name_of, target_for
 from .output_formats import OUTPUT_FORMATS, OutputFormatError, output_format
 
 metadata = sa.MetaData()
@@ -218,8 +219,6 @@ def confine(spec: LogSpec, settings: Settings) -> LogSpec:
             if problem:
                 raise LogConfigError(spec.log, col, f"{paths.redact_url(shown)!r} {problem}")
     if spec.hive_url:
-        from .catalog import CatalogError, split_table, table_name_of, target_for
-
         try:
             target = target_for(settings, spec.hive_url)
         except CatalogError as e:

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .logtable import LogSpec
 
 QUARANTINE_EXT = "jsonl.gz"
 
@@ -120,7 +123,7 @@ class IngestResult:
     layout: dict = dataclasses.field(default_factory=dict)
     # The log's row as the plan froze it (a replay writes, and registers, what was planned). In memory only: it
     # holds the row's hive_password, so it is never serialised.
-    spec: Any = dataclasses.field(default=None, repr=False, compare=False)
+    spec: LogSpec | None = dataclasses.field(default=None, repr=False, compare=False)
 
     @property
     def counts(self) -> Counts:

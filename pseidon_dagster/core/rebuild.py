@@ -42,6 +42,7 @@ from typing import Callable, Iterable
 from . import paths
 from .config import Settings
 from .formats import build_parser
+from .hive import catalog_for
 from .hourswap import REBUILD_QUARANTINE_EXT, finish_pending, remove_dirs, remove_work_dirs, swap_hour
 from .ingest.decode import Decoder
 from .ingest.plan import resolved_root
@@ -195,8 +196,6 @@ class HourRewriter:
             return None
         if self.catalog is not None:
             return self.catalog()
-        from .catalog import catalog_for
-
         return catalog_for(self.settings, self.spec)
 
     def _check(self) -> None:

@@ -29,7 +29,7 @@ from .ingest.route import escape_line
 from .ingest.run import parquet_schema
 from .ingest.write import row_group_bytes
 from .lease import Lease, new_owner
-from .model import FileInfo
+from .model import FileInfo, IngestResult
 from .output_formats import OUTPUT_FORMATS, open_text
 from .partitioning import FIRST_HOUR, HOUR_MS, LAST_HOUR, FileName, hour_start, partition_dir
 from .schemas import RowConverter
@@ -109,7 +109,7 @@ class Redriver:
         self.store = store
         self.owner = owner or new_owner(REDRIVE)
         self.notify = notify
-        self.register = register  # registration hook (catalog.registrar_for) for logs with a hive_url
+        self.register = register  # registration hook (hive.registrar_for) for logs with a hive_url
 
     def run(self, first_hour: int | None = None, end_hour: int | None = None) -> RedriveResult:
         t0 = time.monotonic()
@@ -172,7 +172,7 @@ class Redriver:
                 _write_marker(_marker(path), landed)
         if self.register is not None and result.files:
             lease.check()
-            result.registered = list(self.register(_Registered(result.files)))
+            result.registered = list(self.register(IngestResult(spec.log, files=result.files)))
         return result
 
     def _write(self, storage: Storage, data_root: str, hour: int, qname: FileName, ext: str, items, schema,
@@ -198,14 +198,6 @@ class Redriver:
         storage.sync_dirs([d])
         return FileInfo(final, "data", hour, qname.partition, qname.start, qname.end, len(items),
                         sum(n for _, _, n in items), storage.size(final))
-
-
-@dataclasses.dataclass
-class _Registered:
-    """What catalog.registrar_for's hook reads of a run's result."""
-
-    data_files: list[FileInfo]
-    spec: object = None
 
 
 def storage_root(root: str) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import time
 
+from .hive import partition_spec, partition_values
 from .hourswap import _fsync_dir
 from .partitioning import HOUR_MS, FileName, hour_start
 from .rebuild import HourReport, HourRewriter, RebuildResult
@@ -58,8 +59,6 @@ class Retention(HourRewriter):
                 r.action = WOULD_DROP
                 continue
             if cat is not None:
-                from .catalog import partition_spec, partition_values
-
                 day = h // 24
                 if self.spec.hourly or ((day + 1) * 24 <= limit and day not in dropped_days):
                     dropped_days.add(day)  # a daily partition goes when all its hours have

@@ -21,12 +21,12 @@ from typing import Callable
 
 from .. import failpoints
 from ..config import Settings
+from ..hive import catalog_for, hive_schema_for, load_schema_file
 from ..kafka import KafkaSource, KafkaUnavailable
 from ..lease import Lease, new_owner
 from ..logtable import LogSpec
 from ..model import IngestResult, Plan
 from ..offsets import LeaseLost, OffsetStore
-from ..schemas import load_schema_file
 from ..storage import Storage
 from .plan import FROZEN_ROW_FIELDS, IngestError, Planner, frozen_schema, frozen_spec
 from .write import write_plan
@@ -120,7 +120,7 @@ class Ingestor:
         t0 = time.monotonic()
         if self.register is not None and result.data_files and not result.committed:
             self._lease().check()
-            if getattr(result, "spec", None) is None:
+            if result.spec is None:
                 result.spec = frozen_spec(self.spec, self._plan_of(result), self.settings)
             result.registered = list(self.register(result))
             self._lease().check()
@@ -208,8 +208,6 @@ class Ingestor:
     def _catalog(self):
         if not self.spec.hive_url:
             return None
-        from ..catalog import catalog_for
-
         return catalog_for(self.settings, self.spec)
 
     # the stages ----------------------------------------------------------------------------------------------------
@@ -254,8 +252,6 @@ def parquet_schema(settings: Settings, spec: LogSpec):
     """The Parquet schema of a log: its Hive table's columns when hive_url is set, else <schema-dir>/<log>.json.
     Read when a plan is made and frozen in it."""
     if spec.hive_url and spec.hive_table_name:
-        from ..catalog import hive_schema_for
-
         schema = hive_schema_for(settings, spec)
         if schema is not None:
             return schema

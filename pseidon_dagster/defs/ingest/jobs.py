@@ -18,8 +18,8 @@ from typing import Callable
 import dagster as dg
 from pydantic import Field
 
-from ...core.catalog import create_table_for, registrar_for
 from ...core.config import Settings
+from ...core.hive import create_table_for, registrar_for
 from ...core.ingest import IngestError, Ingestor, IngestResult
 from ...core.lease import Lease
 from ...core.logtable import LogSpec

@@ -9,7 +9,7 @@ import time
 
 import dagster as dg
 
-from ...core.catalog import partition_spec, partition_values
+from ...core.hive import partition_spec, partition_values
 from ...core.config import Settings
 from ...core.ingest import FileInfo, IngestResult
 from ...core.logtable import LogSpec

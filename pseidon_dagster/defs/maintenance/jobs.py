@@ -4,6 +4,7 @@ from typing import Optional
 import dagster as dg
 from pydantic import Field
 
+from ...core.hive import registrar_for
 from ...core.partitioning import hour_key, hour_start
 from ..ingest.constants import HOUR_DIM, LAKE_FILES, LOG_DIM, LOG_TAG
 from ..ingest.partitions import logs
@@ -89,8 +90,6 @@ def redrive_log(context: dg.OpExecutionContext, config: RedriveConfig, pseidon: 
         spec = s.table.get(log, s.settings.etl_group)
         register = None
         if spec.hive_url:
-            from ...core.catalog import registrar_for
-
             register = registrar_for(s.settings, spec)
         first = None if config.since_hours is None else int(time.time() // 3600 - config.since_hours)
         result = Redriver(s.settings, spec, s.store, owner=_owner(context), notify=context.log.warning,
