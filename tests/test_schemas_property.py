@@ -385,3 +385,21 @@ def test_table_equals_the_converter_row_by_row(data):
     assert table.schema == schema and table.num_rows == len(expected)
     for j, f in enumerate(schema):
         assert [norm(f.type, x) for x in table.column(j).to_pylist()] == [norm(f.type, r[j]) for r in expected]
+
+
+def test_a_decimal_too_large_for_its_type_is_refused_not_wrapped():
+    """Arrow's decimal cast wraps a value past 128 bits instead of refusing it ('125905' as decimal(35,35) became
+    0.5242...): the column path must refuse it as the converter does, never land a different number."""
+    from pseidon_dagster.core import schemas
+
+    t = pa.decimal128(35, 35)
+    for values in ([decimal.Decimal("125905")], ["125905"], [decimal.Decimal("0.5"), decimal.Decimal("125905")],
+                   ["0.25", "125905", None]):
+        col, bad = schemas.convert_column(values, t)
+        i = values.index(next(v for v in values if v is not None and decimal.Decimal(v) > 1))
+        assert i in bad and "digits before the point" in bad[i], (values, bad)
+        assert col[i].as_py() is None
+        assert [v for j, v in enumerate(col.to_pylist()) if j != i] == [
+            None if v is None else decimal.Decimal(v) for j, v in enumerate(values) if j != i]
+    cast = schemas.cast_text_column(pa.array(["0.25", "125905"]), t)
+    assert cast is None or cast.to_pylist()[1] is None

@@ -551,7 +551,7 @@ def _cast(arr: pa.Array, t: pa.DataType) -> pa.Array | None:
         elif pa.types.is_floating(t) or pa.types.is_decimal(t):
             if not _matches(arr, "num"):
                 return None
-            arr = arr.cast(t if pa.types.is_decimal(t) else pa.float64())
+            arr = _decimal_cast(arr, t) if pa.types.is_decimal(t) else arr.cast(pa.float64())
             if pa.types.is_floating(t) and pc.any(pc.is_inf(arr)).as_py():
                 return None  # the forms hold no "inf": an overflow, which the converter refuses
         elif pa.types.is_boolean(t):
@@ -582,7 +582,7 @@ def _cast(arr: pa.Array, t: pa.DataType) -> pa.Array | None:
     if pa.types.is_boolean(t):
         return arr if pa.types.is_boolean(s) else None
     if pa.types.is_decimal(t):
-        return arr.cast(t) if pa.types.is_decimal(s) or pa.types.is_integer(s) else None
+        return _decimal_cast(arr, t) if pa.types.is_decimal(s) or pa.types.is_integer(s) else None
     if pa.types.is_timestamp(t):
         # not from datetimes: inference reads an int among them as microseconds, the converter as ms
         if not pa.types.is_integer(s):
@@ -602,6 +602,13 @@ def _cast(arr: pa.Array, t: pa.DataType) -> pa.Array | None:
     if pa.types.is_struct(t):
         return _cast_struct(arr, t) if pa.types.is_struct(s) else None
     return None  # a map inside a list or struct: value by value
+
+
+def _decimal_cast(arr: pa.Array, t: pa.Decimal128Type) -> pa.Array:
+    """arr as decimal type t through a 256-bit decimal of t's scale, whose cast down checks t's precision: Arrow's
+    direct cast rescales in 128 bits and wraps a value past them instead of refusing it ('125905' as
+    decimal(35, 35) gave 0.5242...). Raises (the caller then converts value by value) when a value does not fit."""
+    return arr.cast(pa.decimal256(76, t.scale)).cast(t)
 
 
 def _cast_struct(arr: pa.StructArray, t: pa.StructType) -> pa.Array | None:
