@@ -1,6 +1,9 @@
 """Typed rows for Parquet: per-column converters that name the column when a value does not fit. The Arrow schema
 comes from the Hive table (hive.hive_schema_for) or from <schema-dir>/<log>.json (hive.load_schema_file); the Hive
 type -> Arrow type mapping is hive/types.py.
+
+Long because the per-value converters and their column-wise Arrow twins must give exactly the same values and
+reasons (tests/test_schemas_property.py holds them to it), so each type's two paths are kept in one place.
 """
 from __future__ import annotations
 
