@@ -15,6 +15,7 @@ import pyarrow as pa
 import pytest
 
 from pseidon_dagster.core import hive
+from pseidon_dagster.core.config import HivePartitionSettings, from_mapping
 from pseidon_dagster.core.hive import (
     CatalogError,
     HiveCatalog,
@@ -28,7 +29,6 @@ from pseidon_dagster.core.hive import (
     same_location,
     storage_clause,
 )
-from pseidon_dagster.core.config import HivePartitionSettings, from_mapping
 from pseidon_dagster.core.ingest import FileInfo, IngestResult, ingest
 from pseidon_dagster.core.logtable import LogSpec
 from pseidon_dagster.core.partitioning import HOUR_MS

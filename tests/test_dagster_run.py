@@ -12,8 +12,17 @@ import dagster as dg
 from pseidon_dagster.core.partitioning import FileName, hour_key
 from pseidon_dagster.definitions import build_defs
 from pseidon_dagster.defs.ingest.checks import recorded_files, verify_continuity, verify_record_counts
-from pseidon_dagster.defs.ingest.constants import (HIVE_TABLE, INGEST_JOB, INGEST_OP, KAFKA_TOPIC, LAKE_FILES,
-                                                   LOG_TAG, OFFSET_CONTINUITY, RECORD_COUNTS, RESOURCE_KEY)
+from pseidon_dagster.defs.ingest.constants import (
+    HIVE_TABLE,
+    INGEST_JOB,
+    INGEST_OP,
+    KAFKA_TOPIC,
+    LAKE_FILES,
+    LOG_TAG,
+    OFFSET_CONTINUITY,
+    RECORD_COUNTS,
+    RESOURCE_KEY,
+)
 from pseidon_dagster.defs.ingest.partitions import logs
 
 from .conftest import read_lines
@@ -68,7 +77,7 @@ def test_a_run_materializes_each_hour_it_wrote_with_metadata_and_checks(
     mats = materializations(result)
     assert set(mats) == keys
     total = 0
-    for key, mat in mats.items():
+    for _key, mat in mats.items():
         md = {k: v.value for k, v in mat.metadata.items()}
         # the hour's own numbers
         assert md["dagster/row_count"] == md["records"] > 0

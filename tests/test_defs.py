@@ -38,7 +38,8 @@ def test_snapshot_of_the_graph():
         return {
             "deps": sorted(k.to_user_string() for k in node.parent_keys),
             "partitions": type(pd).__name__ if pd else None,
-            "dims": sorted(d.name for d in pd.partitions_defs) if isinstance(pd, dg.MultiPartitionsDefinition) else None,
+            "dims": (sorted(d.name for d in pd.partitions_defs) if isinstance(pd, dg.MultiPartitionsDefinition)
+                     else None),
             "executable": node.is_executable,
             "kinds": sorted(node.kinds),
         }

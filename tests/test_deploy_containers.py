@@ -60,7 +60,8 @@ def test_the_compose_services_serve_the_code_location_the_image_holds():
     compose = yaml.safe_load((DOCKER / "docker-compose.yaml").read_text())
     services = compose["services"]
     code = services["code"]["command"]
-    assert code[:3] == ["dagster", "code-server", "start"] and code[code.index("-m") + 1] == "pseidon_dagster.definitions"
+    assert code[:3] == ["dagster", "code-server", "start"]
+    assert code[code.index("-m") + 1] == "pseidon_dagster.definitions"
     workspace = yaml.safe_load((DOCKER / "workspace.yaml").read_text())["load_from"][0]["grpc_server"]
     assert workspace["host"] == "code" and str(workspace["port"]) == code[code.index("-p") + 1]
     assert services["webserver"]["ports"] == ["127.0.0.1:3000:3000"]  # the UI on the host's loopback only

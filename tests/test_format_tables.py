@@ -15,8 +15,15 @@ from pyarrow.fs import LocalFileSystem
 
 from pseidon_dagster.core import output_formats
 from pseidon_dagster.core.formats import INPUT_FORMATS, Descriptor, DescriptorError, build_parser, parse_descriptor
-from pseidon_dagster.core.output_formats import (OUTPUT_FORMATS, OutputFormatError, count_records, format_of_file,
-                                                 open_text, output_format, text_chunks)
+from pseidon_dagster.core.output_formats import (
+    OUTPUT_FORMATS,
+    OutputFormatError,
+    count_records,
+    format_of_file,
+    open_text,
+    output_format,
+    text_chunks,
+)
 from pseidon_dagster.devstack.demo import count_lines
 
 from .test_formats_avro import LINE_SCHEMA, FakeRegistry, encode

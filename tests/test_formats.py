@@ -12,8 +12,14 @@ import time
 
 import pytest
 
-from pseidon_dagster.core.formats import (Descriptor, DescriptorError, MessageError, RegistryUnavailable,
-                                          build_parser, parse_descriptor)
+from pseidon_dagster.core.formats import (
+    Descriptor,
+    DescriptorError,
+    MessageError,
+    RegistryUnavailable,
+    build_parser,
+    parse_descriptor,
+)
 from pseidon_dagster.core.formats.timestamps import to_ms
 from pseidon_dagster.core.formats.txt import field_selector, separator
 
@@ -251,7 +257,7 @@ def test_empty_fields_are_kept():
 def test_plain_index_out_of_range_is_a_message_error():
     """The original gave an empty line when i == field count and threw when i > count."""
     for msg in (3, 4):
-        with pytest.raises(MessageError, match="missing field: msg=%d but the message has 3 fields" % msg):
+        with pytest.raises(MessageError, match=f"missing field: msg={msg} but the message has 3 fields"):
             parse(f"txt:sep=pipe;ts=0;msg={msg}", b"1|a|b")
 
 

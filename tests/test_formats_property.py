@@ -144,9 +144,10 @@ def test_txt_random_bytes_only_message_errors(desc, value):
 
 json_scalars = st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2**70),
                          st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=8))
-json_values = st.recursive(json_scalars, lambda kids: st.one_of(st.lists(kids, max_size=4),
-                                                                 st.dictionaries(st.text(max_size=5), kids, max_size=4)),
-                           max_leaves=12)
+json_values = st.recursive(
+    json_scalars,
+    lambda kids: st.one_of(st.lists(kids, max_size=4), st.dictionaries(st.text(max_size=5), kids, max_size=4)),
+    max_leaves=12)
 JSON_DESCS = ["json:ts=t", "json:ts_sec=t", "json:ts=a.b", "json:ts=-1", "json:ts=t;msg=a,b.c,t", "json:ts=-1;msg=x"]
 
 

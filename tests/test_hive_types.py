@@ -10,7 +10,6 @@ import pytest
 from pseidon_dagster.core.hive import CatalogError, SchemaError, hive_type, load_schema_file, schema_from_columns
 from pseidon_dagster.core.hive import types as hive_types
 
-
 GOOD_TYPES = {
     "int": pa.int32(), " INTEGER ": pa.int32(), "bigint": pa.int64(), "tinyint": pa.int8(), "smallint": pa.int16(),
     "string": pa.string(), "varchar(10)": pa.string(), "char( 3 )": pa.string(), "boolean": pa.bool_(),

@@ -10,9 +10,9 @@ import traceback
 import pytest
 
 from pseidon_dagster.core import config as config_mod
+from pseidon_dagster.core.config import ConfigError
 from pseidon_dagster.core.hive import CatalogError, catalog_for, location_literal, parse_hive_url, registrar_for
 from pseidon_dagster.core.hive import sql as hive_sql
-from pseidon_dagster.core.config import ConfigError
 from pseidon_dagster.core.logtable import LogConfigError, LogTable, validate_row
 from pseidon_dagster.core.secrets import SecretError, resolver_for
 

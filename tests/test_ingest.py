@@ -161,7 +161,7 @@ def test_rollover_cuts_segments_that_chain(settings, log_table, kafka, store, gr
     for info in result.data_files:
         by_part[info.partition].add((info.start, info.end))
         assert info.raw_bytes < 4000 + 100
-    for p, ranges in by_part.items():
+    for _p, ranges in by_part.items():
         ordered = sorted(ranges)
         assert ordered[0][0] == 0 and ordered[-1][1] == 1000
         assert all(a[1] == b[0] for a, b in zip(ordered, ordered[1:])), ordered

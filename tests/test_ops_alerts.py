@@ -9,10 +9,8 @@ import logging
 import os
 import stat
 import threading
-import time
 
 import dagster as dg
-import edn_format
 import pytest
 
 from pseidon_dagster.core import fatal, metrics

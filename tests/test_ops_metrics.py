@@ -8,7 +8,6 @@ import logging
 import os
 import subprocess
 import sys
-import time
 import urllib.request
 
 import pytest
@@ -19,7 +18,6 @@ from pseidon_dagster import cli
 from pseidon_dagster.core import config as config_mod
 from pseidon_dagster.core import metrics
 from pseidon_dagster.core.ingest import ingest
-from pseidon_dagster.core.offsets import OffsetStore, connect
 
 from .conftest import REDIS_PORT, _free_port, wait_for, write_conf
 from .test_ingest import add_log, make_messages
@@ -73,7 +71,8 @@ def test_ops_keys_are_read_and_checked():
     assert d.metrics_redis == d.redis and d.ops.monitor_port == 8282 and d.ops.fatal_errors_file == "/tmp/fatalerrors"
     assert d.ops.freshness_for("x") == 120 and d.ops.alert_webhook is None
     assert "metrics" not in config_mod.KEYS_WITHOUT_EFFECT and "monitor-port" not in config_mod.KEYS_WITHOUT_EFFECT
-    for bad, key in [({"monitor-port": "80"}, ":monitor-port"), ({"alerts": {"webhook": "ftp://x"}}, ":alerts :webhook"),
+    for bad, key in [({"monitor-port": "80"}, ":monitor-port"),
+                     ({"alerts": {"webhook": "ftp://x"}}, ":alerts :webhook"),
                      ({"freshness": {"logs": {"a": 0}}}, ":freshness :logs"),
                      ({"metrics": {"redis": {"db": "x"}}}, ":metrics :redis :db")]:
         with pytest.raises(config_mod.ConfigError, match=key):

@@ -29,10 +29,10 @@ from pseidon_dagster.core.ingest import Ingestor
 from pseidon_dagster.core.kafka import KafkaSource
 from pseidon_dagster.core.logtable import LogTable, create_table
 from pseidon_dagster.core.offsets import OffsetStore, connect
-from pseidon_dagster.devstack.services import create_topics
 from pseidon_dagster.defs.ingest.constants import INGEST_OP, REGISTER_OP
 from pseidon_dagster.defs.ingest.partitions import logs
 from pseidon_dagster.defs.ingest.resources import PseidonResource
+from pseidon_dagster.devstack.services import create_topics
 
 from .conftest import read_lines, write_conf
 from .private_servers import PrivateHive, PrivateKafka, PrivateMariaDB, PrivateRedis

@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 
 from pseidon_dagster.core.ingest.segment import CutRules, SegmentWriter, open_per_partition
 from pseidon_dagster.core.ingest.sink import Sink
-from pseidon_dagster.core.partitioning import FileName
 from pseidon_dagster.core.output_formats import open_text
+from pseidon_dagster.core.partitioning import FileName
 
 H = 3_600_000  # an hour in ms; hours are given as hour numbers since the epoch
 

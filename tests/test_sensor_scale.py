@@ -24,8 +24,8 @@ from pseidon_dagster.core.kafka import KafkaSource, KafkaUnavailable
 from pseidon_dagster.core.lag import measure, measure_many
 from pseidon_dagster.core.lease import Lease
 from pseidon_dagster.core.offsets import OffsetError, OffsetStore, connect
-from pseidon_dagster.devstack.services import create_topics
 from pseidon_dagster.defs.ingest.constants import LOG_TAG, RESOURCE_KEY
+from pseidon_dagster.devstack.services import create_topics
 
 from .test_ingest import add_log, make_messages
 from .test_redis_cluster import cluster  # noqa: F401 - the real 3-node cluster fixture

@@ -295,7 +295,7 @@ def redis_with_password(tmp_path):
         except OSError:
             if time.monotonic() > deadline:
                 proc.kill()
-                raise RuntimeError("redis-server did not start")
+                raise RuntimeError("redis-server did not start") from None
             time.sleep(0.1)
     yield f"127.0.0.1:{port}", password
     proc.terminate()

@@ -8,7 +8,9 @@ from __future__ import annotations
 import os
 
 import pyarrow as pa
-from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from pseidon_dagster.core.formats import build_parser
 from pseidon_dagster.core.hive import schema_from_columns
@@ -67,7 +69,8 @@ def write(tmp, values: list, batches: list[int], fmt: str, schema, vectorised: b
         if not chunk:
             continue
         vals = [m.value() for m in chunk]
-        record = (lambda i, reason, c=chunk: f"{c[i].offset()} {reason}\n".encode())
+        def record(i, reason, c=chunk):
+            return (f"{c[i].offset()} {reason}\n".encode())
         batch = vector.decode(vals) if vector is not None else None
         if batch is not None:
             writer.add_runs(0, chunk, batch, record)

@@ -136,6 +136,8 @@ def show_files(settings, spec, written: set[str]) -> None:
 
 
 def main(args) -> int:
+    import logging
+
     import dagster as dg
 
     from ..core import config as config_mod
@@ -145,8 +147,6 @@ def main(args) -> int:
     from ..defs.ingest.constants import INGEST_JOB, LAKE_FILES, RESOURCE_KEY, SENSOR
     from ..defs.ingest.resources import PseidonResource
     from . import services
-
-    import logging
 
     logging.getLogger("alembic").setLevel(logging.WARNING)  # Dagster's storage migrations: not news
     config_path = Path(args.config or os.environ.get("PSEIDON_CONF") or "conf/pseidon.edn").resolve()

@@ -181,7 +181,7 @@ def down(state_dir: Path) -> list[str]:
             stopped.append(name)
         except ProcessLookupError:
             pass
-    for name, info in state.items():
+    for info in state.values():
         pid = info.get("pid")
         for _ in range(50):
             try:

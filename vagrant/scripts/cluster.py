@@ -274,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("topic")
     p.add_argument("--partitions", type=int, default=3)
     p.add_argument("--replication", type=int, default=None,
-                   help="replication factor (env KAFKA_REPLICATION, default %s)" % VAGRANT["KAFKA_REPLICATION"])
+                   help="replication factor (env KAFKA_REPLICATION, default {})".format(VAGRANT["KAFKA_REPLICATION"]))
     add_brokers_arg(p)
     args = ap.parse_args(argv)
     ensure_confluent_kafka()

@@ -313,7 +313,7 @@ def main(argv=None) -> int:
     except Exception as e:  # noqa: BLE001
         print(f"etl2-integration-test.sh: config {args.config}: {e}", file=sys.stderr)
         return 2
-    cluster.guard(*settings.kafka_brokers, "%s:%s" % settings.redis.hosts[0])
+    cluster.guard(*settings.kafka_brokers, "{}:{}".format(*settings.redis.hosts[0]))
     group = settings.etl_group
     mismatch = check_config(args, settings)
     for m in mismatch:

@@ -21,7 +21,7 @@ def main(argv=None) -> int:
     ap.add_argument("--messages", type=int, default=1000, help="messages to send and read back (default 1000)")
     ap.add_argument("--partitions", type=int, default=3)
     ap.add_argument("--replication", type=int, default=None,
-                    help="replication factor (env KAFKA_REPLICATION, else %s)" % cluster.VAGRANT["KAFKA_REPLICATION"])
+                    help=f"replication factor (env KAFKA_REPLICATION, else {cluster.VAGRANT['KAFKA_REPLICATION']})")
     ap.add_argument("--topic", help="topic to use (default: a new test-kafka-<time>-<pid>)")
     ap.add_argument("--timeout", type=float, default=60.0)
     cluster.add_brokers_arg(ap)

@@ -11,7 +11,8 @@ check functions below re-verify one partition from the files on disk, for a part
 import dataclasses
 import datetime as dt
 import warnings
-from typing import TYPE_CHECKING, Iterable
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import dagster as dg
 
@@ -248,7 +249,8 @@ def _result(outcome: Outcome) -> dg.AssetCheckResult:
 
 # Partitioned checks (same partitions as lake_files) are a preview feature in 1.13; they are what lets the UI show a
 # result per (log, hour), so the warning about them is expected and silenced here only.
-warnings.filterwarnings("ignore", message="Specifying a partitions_def on an AssetCheckSpec", category=dg.PreviewWarning)
+warnings.filterwarnings("ignore", message="Specifying a partitions_def on an AssetCheckSpec",
+                        category=dg.PreviewWarning)
 
 
 @dg.asset_check(

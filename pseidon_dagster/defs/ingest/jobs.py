@@ -13,7 +13,7 @@ A failure anywhere before the commit leaves Redis' offsets as they were; the sto
 
 import dataclasses
 import json
-from typing import Callable
+from collections.abc import Callable
 
 import dagster as dg
 from pydantic import Field

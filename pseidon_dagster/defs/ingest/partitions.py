@@ -12,9 +12,10 @@ from .constants import HOUR_DIM, LOG_DIM
 # The first event hour shown as a partition: midnight UTC PSEIDON_HOURS_WINDOW_DAYS (default 7, set it to your
 # Kafka retention: older hours cannot be rebuilt anyway) before the code location was loaded, so the window moves
 # forward with every deploy or reload; without PSEIDON_HOURS_WINDOW_DAYS, a shorter :retention-hours of pseidon.edn
-# (the lake keeps no older hours) is the window; or a fixed PSEIDON_HOURS_START (YYYY-MM-DD-HH:00). A multi-partitioned asset
-# has (logs x hours) partitions and Dagster recommends at most ~100,000 per asset: with N logs keep the window under
-# 100,000 / N hours. Hours before the start still land; they are just not shown as partitions (runs list them).
+# (the lake keeps no older hours) is the window; or a fixed PSEIDON_HOURS_START (YYYY-MM-DD-HH:00). A
+# multi-partitioned asset has (logs x hours) partitions and Dagster recommends at most ~100,000 per asset: with N
+# logs keep the window under 100,000 / N hours. Hours before the start still land; they are just not shown as
+# partitions (runs list them).
 WINDOW_DAYS = int(os.environ.get("PSEIDON_HOURS_WINDOW_DAYS", "7"))
 
 

@@ -9,8 +9,8 @@ import time
 
 import dagster as dg
 
-from ...core.hive import partition_spec, partition_values
 from ...core.config import Settings
+from ...core.hive import partition_spec, partition_values
 from ...core.ingest import FileInfo, IngestResult
 from ...core.logtable import LogSpec
 from ...core.partitioning import hour_key, hour_start

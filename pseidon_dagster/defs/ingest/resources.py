@@ -3,7 +3,7 @@ every call, so a config change reaches the next sensor tick and the next run wit
 
 import contextlib
 import dataclasses
-from typing import Iterator, Optional
+from collections.abc import Iterator
 
 import dagster as dg
 
@@ -22,7 +22,7 @@ class PseidonResource(dg.ConfigurableResource):
     original's location), resolved on every call.
     """
 
-    config_path: Optional[str] = None
+    config_path: str | None = None
 
     def settings(self) -> Settings:
         return config_mod.load(self.config_path or None)

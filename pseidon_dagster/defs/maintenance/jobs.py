@@ -1,5 +1,4 @@
 """compact_job, retention_job and redrive_job: one log (the run's `logs` partition) at a time."""
-from typing import Optional
 
 import dagster as dg
 from pydantic import Field
@@ -18,16 +17,16 @@ class CompactConfig(dg.Config):
 
 
 class RetentionConfig(dg.Config):
-    keep_hours: Optional[float] = Field(default=None, description="keep this many hours of data; unset: the log's "
+    keep_hours: float | None = Field(default=None, description="keep this many hours of data; unset: the log's "
                                         "retention_hours, else :retention-hours, else all")
-    quarantine_keep_hours: Optional[float] = Field(default=None, description="keep this much quarantine; unset: the "
-                                                   "log's quarantine_retention_hours, else :quarantine-retention-hours, "
-                                                   "else all")
+    quarantine_keep_hours: float | None = Field(
+        default=None, description="keep this much quarantine; unset: the log's quarantine_retention_hours, else "
+                                  ":quarantine-retention-hours, else all")
     dry_run: bool = Field(default=False, description="list what would be dropped; change nothing")
 
 
 class RedriveConfig(dg.Config):
-    since_hours: Optional[float] = Field(default=None, description="quarantine files read in the last N hours")
+    since_hours: float | None = Field(default=None, description="quarantine files read in the last N hours")
 
 
 def _owner(context) -> str:

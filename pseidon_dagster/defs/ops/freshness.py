@@ -114,7 +114,8 @@ def freshness_sensor(context: dg.SensorEvaluationContext, pseidon: PseidonResour
     return dg.SkipReason(f"stale: {', '.join(stale)}" if stale else f"{len(states)} logs fresh or unknown")
 
 
-warnings.filterwarnings("ignore", message="Specifying a partitions_def on an AssetCheckSpec", category=dg.PreviewWarning)
+warnings.filterwarnings("ignore", message="Specifying a partitions_def on an AssetCheckSpec",
+                        category=dg.PreviewWarning)
 
 
 @dg.asset_check(
