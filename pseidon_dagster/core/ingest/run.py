@@ -123,8 +123,9 @@ class Ingestor:
             if getattr(result, "spec", None) is None:
                 result.spec = frozen_spec(self.spec, self._plan_of(result), self.settings)
             result.registered = list(self.register(result))
-            self._lease().check()
-            self.store.save_staged(result, self.lease)
+            lease = self._lease()
+            lease.check()
+            self.store.save_staged(result, lease)
             failpoints.pause("after-register")
         result.seconds += time.monotonic() - t0
         return result
