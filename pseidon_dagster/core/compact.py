@@ -20,9 +20,9 @@ import pyarrow.parquet as pq
 
 from .output_formats import BY_EXTENSION, count_records, open_text, text_chunks
 from .partitioning import HOUR_MS, FileName
-from .rebuild import UNCHANGED, HourReport, HourRewriter, RebuildResult
+from .rebuild import UNCHANGED, HourReport, HourRewriter, RebuildError, RebuildResult
 from .storage import Storage
-from .writers import ParquetFile
+from .writers import ParquetFile, TextFile
 
 DEFAULT_MIN_FILES = 4  # an hour with more files than this (per Kafka partition) is compacted ...
 DEFAULT_SMALL_BYTES = 8 << 20  # ... and so is one with two files of a partition where one is smaller than this
@@ -34,7 +34,7 @@ class _Group:
     files: tuple[str, ...]
 
     def name(self, log: str, hour: int, ext: str) -> str:
-        first, last = FileName.parse(os.path.basename(self.files[0])), FileName.parse(os.path.basename(self.files[-1]))
+        first, last = _name(self.files[0]), _name(self.files[-1])
         return str(FileName(log, hour, self.partition, first.start, last.end, ext))
 
 
@@ -59,11 +59,10 @@ class Compactor(HourRewriter):
     def _groups(self, hour: int) -> list[_Group]:
         """The merges an hour calls for (none when it is compact already). Re-driven files (redrive.py) stay as they
         are: they hold the quarantined messages of ranges whose other messages are in the tail's files."""
-        files = [p for p in self._hour_files(hour)
-                 if not FileName.parse(os.path.basename(p)).ext.startswith("redrive.")]
+        files = [p for p in self._hour_files(hour) if not _name(p).ext.startswith("redrive.")]
         by_partition: dict[int, list[str]] = {}
         for path in files:
-            by_partition.setdefault(FileName.parse(os.path.basename(path)).partition, []).append(path)
+            by_partition.setdefault(_name(path).partition, []).append(path)
         needed = len(files) > self.min_files * max(1, len(by_partition)) or any(
             len(paths) > 1 and any(os.path.getsize(p) < self.small_bytes for p in paths)
             for paths in by_partition.values())
@@ -72,7 +71,7 @@ class Compactor(HourRewriter):
         groups = []
         limit = self.settings.writer.rollover_size
         for p, paths in sorted(by_partition.items()):
-            paths.sort(key=lambda x: FileName.parse(os.path.basename(x)).start)
+            paths.sort(key=lambda x: _name(x).start)
             current: list[str] = []
             size = 0
             for path in paths:
@@ -92,8 +91,7 @@ class Compactor(HourRewriter):
         todo = {}
         for h in hours:
             r = reports[h]
-            files = [p for p in self._hour_files(h)
-                     if not FileName.parse(os.path.basename(p)).ext.startswith("redrive.")]
+            files = [p for p in self._hour_files(h) if not _name(p).ext.startswith("redrive.")]
             r.files_now = len(files)
             r.records_now = sum(count_records(_LOCAL.fs, p) for p in files)
             groups = self._groups(h)
@@ -122,13 +120,14 @@ class Compactor(HourRewriter):
         from .model import FileInfo
 
         w = self.settings.writer
-        ext = FileName.parse(os.path.basename(group.files[0])).ext
+        ext = _name(group.files[0]).ext
         final = os.path.join(directory, group.name(self.spec.log, hour, ext))
         tmp = f"{final}.{token}.tmp"
         storage = Storage.for_path(directory)[0]
         storage.sync = w.fsync
         stream = storage.open_output(tmp)
         records = raw = 0
+        out: ParquetFile | TextFile
         if ext == "parquet":
             first = pq.ParquetFile(group.files[0])
             out = ParquetFile(stream, first.schema_arrow, w.parquet_codec, w.parquet_block_size)
@@ -148,9 +147,17 @@ class Compactor(HourRewriter):
                     raw += len(chunk)
         out.close()
         os.replace(tmp, final)
-        name = FileName.parse(os.path.basename(final))
+        name = _name(final)
         return FileInfo(final, "data", hour, group.partition, name.start, name.end, records, raw,
                         os.path.getsize(final))
+
+
+def _name(path: str) -> FileName:
+    """The parsed name of one of the hour's files (HourRewriter._hour_files lists only names that parse)."""
+    name = FileName.parse(os.path.basename(path))
+    if name is None:
+        raise RebuildError(f"{path} is not named as a file of a log")
+    return name
 
 
 def _raw_size(path: str) -> int:

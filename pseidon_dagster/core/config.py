@@ -634,17 +634,21 @@ def walk(section: Section = ROOT, prefix: str = "", path: str = "",
 
 # -- parsing -----------------------------------------------------------------------------------------------------
 
-_VAULT = object()  # resolve_secret for load(): a resolver made from the file's own :vault
+class _FromVault:
+    """resolve_secret for load(): a resolver made from the file's own :vault."""
+
+
+_VAULT = _FromVault()
 
 
 @dataclasses.dataclass
 class _Parse:
-    resolve: Callable[[str], str] | object
+    resolve: Callable[[str], str] | _FromVault
     vault: VaultConfig | None = None
     unknown: list[str] = dataclasses.field(default_factory=list)
 
     def secret(self, value: str) -> str:
-        if self.resolve is _VAULT:
+        if isinstance(self.resolve, _FromVault):
             if not is_reference(value):
                 return value
             self.resolve = resolver_for(self.vault)
@@ -704,7 +708,7 @@ def _make(cls: type, fields: dict[str, Any]) -> Any:
 
 
 def from_mapping(raw: dict[str, Any], source: str | None = None,
-                 resolve_secret: Callable[[str], str] | None = None, strict: bool = False) -> Settings:
+                 resolve_secret: Callable[[str], str] | _FromVault | None = None, strict: bool = False) -> Settings:
     """Settings from a plain mapping with the EDN key names (without the leading ':'). RESOLVE_SECRET turns vault:
     references into values (default: kept as they are). Unknown keys are warned about, or with STRICT (or
     `:strict true`) refused."""

@@ -88,13 +88,14 @@ def _log_table(e: BaseException, settings: Settings, conf: str) -> str:
     shown = url.render_as_string(hide_password=True)
     cause = e if isinstance(e, sa.exc.DBAPIError) else e.__cause__
     orig = getattr(cause, "orig", None)
-    code = orig.args[0] if orig is not None and orig.args and isinstance(orig.args[0], int) else None
+    args: tuple = orig.args if orig is not None else ()
+    code = args[0] if args and isinstance(args[0], int) else None
     where = f"the pseidon_logs database at {shown} (:etl-db-host)"
     if code == 1049:
         return (f"database {url.database!r} does not exist on {url.host}:{url.port or 3306} (:etl-db-host): create "
                 f"it (CREATE DATABASE {url.database}), then the table: pseidon-dagster logs init{conf}")
     if code in (1044, 1045, 1698):
-        return f"{where} refused the user or password (:etl-db-user, :etl-db-pwd): {orig.args[-1]}"
+        return f"{where} refused the user or password (:etl-db-user, :etl-db-pwd): {args[-1]}"
     detail = " ".join(str(orig if orig is not None else e).split())
     if code == 2003 and "refused" in detail.lower():
         return f"{where} refused the connection"

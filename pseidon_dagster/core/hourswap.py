@@ -132,9 +132,10 @@ def _link_copy(src: str, dst: str) -> None:
 
 def _publish_quarantine(st: dict) -> None:
     """Move the rebuild's quarantine files into the hour's quarantine directory, replacing an earlier rebuild's."""
-    qdir, qfresh = st.get("qdir"), st.get("qfresh")
+    qfresh = st.get("qfresh")
     if not qfresh:
         return  # a compaction: the hour's quarantine is left as it is
+    qdir = st["qdir"]  # recorded with qfresh (HourRewriter._record_fresh)
     new = set(os.listdir(qfresh)) if os.path.isdir(qfresh) else set()
     if os.path.isdir(qdir):
         for n in os.listdir(qdir):

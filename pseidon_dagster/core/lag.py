@@ -115,15 +115,16 @@ def measure_many(logs: list[str], kafka: KafkaSource, store: OffsetStore, *, adm
     wanted: dict[str, list[int]] = {}
     for log in logs:
         st = states[log]
+        parts = partitions.get(log)
         if skip_leased and st.lease is not None:
             out[log] = Probe(log, lease=st.lease)
-        elif partitions.get(log) is None:
+        elif parts is None:
             out[log] = Probe(log, lease=st.lease, error=TopicNotFound(
                 f"topic {log!r} does not exist on {kafka.settings.bootstrap_servers}"))
         elif st.error is not None:
             out[log] = Probe(log, lease=st.lease, error=st.error)
         else:
-            wanted[log] = partitions[log]
+            wanted[log] = parts
     marks = kafka.watermarks_many(wanted, admin, consumer)
     for log in wanted:
         st = states[log]
@@ -138,6 +139,7 @@ def measure(log: str, kafka: KafkaSource, store: OffsetStore, consumer: Consumer
     probe = measure_many([log], kafka, store, skip_leased=False, consumer=consumer)[log]
     if probe.error is not None:
         raise probe.error
+    assert probe.lag is not None  # not skip_leased: a probe without an error has its lag
     return probe.lag
 
 

@@ -9,7 +9,7 @@ import contextlib
 import dataclasses
 import os
 import re
-from typing import Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import sqlalchemy as sa
 
@@ -115,7 +115,7 @@ def engine_for(url: str) -> sa.Engine:
         path = url[len("sqlite:///"):]
         if path and path != ":memory:":
             paths.makedirs_private(os.path.dirname(os.path.abspath(path)))
-    kwargs = {"pool_pre_ping": True}
+    kwargs: dict[str, Any] = {"pool_pre_ping": True}
     if url.startswith("mysql"):
         kwargs["pool_recycle"] = 3600
         kwargs["connect_args"] = {"connect_timeout": 5}

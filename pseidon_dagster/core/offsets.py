@@ -18,14 +18,18 @@ the same atomic step. Offsets only move forward on commit.
 
 Long because each Redis key's reads sit beside the fenced Lua script that writes it: split, a key would be
 separated from the script that guards it.
+
+connect() makes clients with decode_responses=True: every reply is a str, where redis-py's types say `bytes | str`
+(they cannot see the flag); the reads below cast to str where they take a reply.
 """
 from __future__ import annotations
 
+import builtins
 import contextlib
 import dataclasses
 import json
 import time
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Any, Iterator, Sequence, TypeAlias, cast
 
 import redis
 
@@ -33,7 +37,11 @@ from .config import RedisSettings
 from .model import IngestResult, Plan
 
 if TYPE_CHECKING:
+    from redis.cluster import RedisCluster
+
     from .lease import Lease
+
+RedisClient: TypeAlias = "redis.Redis | RedisCluster"  # what connect() makes
 
 __all__ = ["OffsetStore", "LogState", "OffsetError", "LockedError", "LeaseLost", "Plan", "RedisUnavailable", "connect",
            "now_ms", "start_offset"]
@@ -61,7 +69,7 @@ class RedisUnavailable(redis.ConnectionError):
 
 
 @contextlib.contextmanager
-def answering(client, what: str) -> Iterator[None]:
+def answering(client: RedisClient, what: str) -> Iterator[None]:
     """Turn a connection error or timeout of CLIENT into RedisUnavailable naming the server and WHAT was being done."""
     try:
         yield
@@ -80,9 +88,9 @@ def start_offset(stored: int | None, low: int, high: int, use_earliest: bool) ->
     return low if use_earliest else high
 
 
-def connect(settings: RedisSettings) -> redis.Redis:
-    common = dict(password=settings.password, socket_timeout=settings.timeout_s,
-                  socket_connect_timeout=settings.timeout_s, decode_responses=True)
+def connect(settings: RedisSettings) -> RedisClient:
+    common: dict[str, Any] = dict(password=settings.password, socket_timeout=settings.timeout_s,
+                                  socket_connect_timeout=settings.timeout_s, decode_responses=True)
     if settings.cluster:
         from redis.cluster import ClusterNode, RedisCluster
 
@@ -91,7 +99,7 @@ def connect(settings: RedisSettings) -> redis.Redis:
     return redis.Redis(host=host, port=port, db=settings.db, **common)
 
 
-def redis_where(client) -> str:
+def redis_where(client: RedisClient) -> str:
     """'Redis at host:port' for error messages (never the password)."""
     try:
         if hasattr(client, "get_nodes"):
@@ -157,7 +165,7 @@ return 1
 
 
 class OffsetStore:
-    def __init__(self, client: redis.Redis, group: str):
+    def __init__(self, client: RedisClient, group: str):
         self.r = client
         self.group = group
         self.cluster = hasattr(client, "get_nodes")
@@ -269,7 +277,7 @@ class OffsetStore:
 
     def _mget(self, keys: list[str]) -> list:
         if self.cluster:
-            return self.r.mget_nonatomic(keys)
+            return cast("RedisCluster", self.r).mget_nonatomic(keys)
         if len(keys) <= MGET_CHUNK:
             return self.r.mget(keys)
         pipe = self.r.pipeline(transaction=False)
@@ -289,7 +297,7 @@ class OffsetStore:
         for key in self.r.scan_iter(match=f"{prefix}*", count=1000):
             tail = key[len(prefix):]
             if tail.isdigit():
-                out[int(tail)] = int(self.r.get(key))
+                out[int(tail)] = int(cast(str, self.r.get(key)))
         return out
 
     def has_offsets(self, topic: str) -> bool:
@@ -300,9 +308,9 @@ class OffsetStore:
     # plans ----------------------------------------------------------------------------------------------------
     def load_plan(self, topic: str) -> Plan | None:
         with answering(self.r, f"read the stored plan of {topic}"):
-            raw = self.r.get(self.plan_key(topic))
+            raw = cast("str | None", self.r.get(self.plan_key(topic)))
             if raw is None:  # a plan stored by a version before the lease keys
-                raw = self.r.get(self.legacy_plan_key(topic))
+                raw = cast("str | None", self.r.get(self.legacy_plan_key(topic)))
         return Plan.from_json(raw) if raw else None
 
     def save_plan(self, plan: Plan, lease: "Lease") -> None:
@@ -315,17 +323,19 @@ class OffsetStore:
                       self.legacy_plan_key(topic))
 
     # manifest: every path an attempt creates, recorded *before* it is created ------------------------------------
-    def record_paths(self, topic: str, lease: "Lease", temps: list[str] = (), finals: list[str] = ()) -> None:
+    def record_paths(self, topic: str, lease: "Lease", temps: Sequence[str] = (),
+                     finals: Sequence[str] = ()) -> None:
         entries = [f"t:{p}" for p in temps] + [f"f:{p}" for p in finals]
         if entries:
             self._fenced(self._sadd_if_holder, lease, [self.manifest_key(topic)],
                          [str(lease.min_remaining_ms), *entries], "publish files")
 
-    def manifest(self, topic: str) -> tuple[set[str], set[str]]:
+    def manifest(self, topic: str) -> tuple[builtins.set[str], builtins.set[str]]:  # `set` is a method here
         """(temporary paths, final paths) recorded by every attempt of the plan in flight."""
-        temps, finals = set(), set()
+        temps: set[str] = set()
+        finals: set[str] = set()
         with answering(self.r, f"read the manifest of {topic}'s published files"):
-            entries = self.r.smembers(self.manifest_key(topic))
+            entries = cast("set[str]", self.r.smembers(self.manifest_key(topic)))
         for e in entries:
             (temps if e.startswith("t:") else finals).add(e[2:])
         return temps, finals
@@ -337,7 +347,7 @@ class OffsetStore:
 
     def load_staged(self, topic: str, plan_id: str | None = None) -> IngestResult | None:
         with answering(self.r, f"read the staged files of {topic}"):
-            raw = self.r.get(self.staged_key(topic))
+            raw = cast("str | None", self.r.get(self.staged_key(topic)))
         if raw is None:
             return None
         result = IngestResult.from_record(raw)
@@ -357,7 +367,8 @@ class OffsetStore:
         if not self.cluster:
             keys = [self.lease_key(topic), self.plan_key(topic), self.manifest_key(topic), self.staged_key(topic),
                     self.unreported_key(topic)] + [self.offset_key(topic, p) for p in parts]
-            args = [lease.value, plan.plan_id, record, UNREPORTED_KEEP] + [plan.ranges[p][1] for p in parts]
+            args: list[str | int] = [lease.value, plan.plan_id, record, UNREPORTED_KEEP,
+                                     *(plan.ranges[p][1] for p in parts)]
             self._commit_answer(self._commit(keys=keys, args=args), plan, lease)
             return
         ok = self._check_plan(keys=[self.lease_key(topic), self.plan_key(topic)], args=[lease.value, plan.plan_id])
@@ -391,7 +402,7 @@ class OffsetStore:
 
     # offsets moved back by a reset: where they stood before (ingest must not publish over the lake's files) ----
     def load_reset_floor(self, topic: str) -> dict[int, int]:
-        raw = self.r.get(self.reset_floor_key(topic))
+        raw = cast("str | None", self.r.get(self.reset_floor_key(topic)))
         return {int(p): int(o) for p, o in json.loads(raw).items()} if raw else {}
 
     def save_reset_floor(self, topic: str, floor: dict[int, int]) -> None:
@@ -402,7 +413,7 @@ class OffsetStore:
 
     # a rebuild's hour swaps in progress (rebuild.py) --------------------------------------------------------------
     def load_rebuild(self, topic: str) -> dict | None:
-        raw = self.r.get(self.rebuild_key(topic))
+        raw = cast("str | None", self.r.get(self.rebuild_key(topic)))
         return json.loads(raw) if raw else None
 
     def save_rebuild(self, topic: str, state: dict, lease: "Lease") -> None:
@@ -415,14 +426,17 @@ class OffsetStore:
 
     # results not yet reported to Dagster ------------------------------------------------------------------------
     def unreported(self, topic: str) -> list[IngestResult]:
-        return [IngestResult.from_record(r) for r in self.r.lrange(self.unreported_key(topic), 0, -1)]
+        return [IngestResult.from_record(r) for r in self._list(self.unreported_key(topic))]
 
     def mark_reported(self, topic: str, plan_id: str) -> None:
-        for raw in self.r.lrange(self.unreported_key(topic), 0, -1):
+        for raw in self._list(self.unreported_key(topic)):
             if json.loads(raw).get("plan_id") == plan_id:
                 self.r.lrem(self.unreported_key(topic), 1, raw)
 
     # ------------------------------------------------------------------------------------------------------------
+    def _list(self, key: str) -> list[str]:
+        return cast("list[str]", self.r.lrange(key, 0, -1))
+
     def _fenced(self, script, lease: "Lease", keys: list[str], args: list, what: str) -> None:
         with answering(self.r, what):
             answer = script(keys=[self.lease_key(lease.log), *keys], args=[lease.value, *args])

@@ -120,7 +120,9 @@ def open_text(stream, codec: str, gzip_level: int = 1, zstd_level: int = 3) -> T
     fmt = OUTPUT_FORMATS.get(codec)
     if fmt is None or fmt.decompress is None:
         raise OutputFormatError(f"no text writer for {codec!r}")
-    return fmt.open_writer(stream, gzip_level=gzip_level, zstd_level=zstd_level)
+    writer = fmt.open_writer(stream, gzip_level=gzip_level, zstd_level=zstd_level)
+    assert isinstance(writer, TextFile)  # every format with a decompressor writes text
+    return writer
 
 
 def count_records(fs, path: str) -> int:

@@ -50,7 +50,7 @@ from .ingest.read import RangeReader
 from .ingest.route import Router
 from .ingest.run import parquet_schema
 from .ingest.write import row_group_bytes
-from .ingest.sink import Sink
+from .ingest.sink import HourFile, Sink
 from .kafka import KafkaSource
 from .lease import Lease, new_owner
 from .logtable import LogSpec
@@ -190,7 +190,18 @@ class HourRewriter:
         result.seconds = time.monotonic() - t0
         return result
 
+    def _rewrite(self, hours: list[int], dry_run: bool, allow_shrink: bool) -> RebuildResult:
+        """The rewrite of HOURS (sorted), under the lease unless DRY_RUN: what a subclass is for."""
+        raise NotImplementedError
+
     # -----------------------------------------------------------------------------------------------------------------
+    def _held_lease(self) -> Lease:
+        """The lease run() took: only a dry run has none, and it neither records nor swaps anything."""
+        if self.lease is None:
+            raise RebuildError(f"log {self.spec.log!r}: a {self.WHAT} without the log's lease (a dry run) cannot "
+                               f"record or swap hours")
+        return self.lease
+
     def _catalog(self):
         if not self.spec.hive_url:
             return None
@@ -242,17 +253,19 @@ class HourRewriter:
     # state in Redis ----------------------------------------------------------------------------------------------------
     def _record_fresh(self, window, fresh, qfresh) -> None:
         state = self.store.load_rebuild(self.spec.log) or {"hours": {}}
-        token = self.lease.token
+        lease = self._held_lease()
+        token = lease.token
         state["work"] = sorted({*state.get("work", []), self._work_dir(token), self._work_dir(token,
                                                                                             self.quarantine_root)})
         for h in window:
             state["hours"][str(h)] = {"dir": self._hour_dir(h), "fresh": fresh[h], "qdir": self._hour_dir(
                 h, self.quarantine_root), "qfresh": qfresh.get(h) if qfresh else None, "step": "writing"}
-        self.store.save_rebuild(self.spec.log, state, self.lease)
+        self.store.save_rebuild(self.spec.log, state, lease)
 
     # swap --------------------------------------------------------------------------------------------------------------
     def _swap_all(self, hours: list[int], reports: dict[int, HourReport], allow_shrink: bool, token: int) -> None:
         state = self.store.load_rebuild(self.spec.log) or {"hours": {}}
+        lease = self._held_lease()
         for h in hours:
             r = reports[h]
             st = state["hours"].get(str(h))
@@ -264,7 +277,7 @@ class HourRewriter:
                 if st:
                     remove_dirs(st["fresh"], *([st["qfresh"]] if st.get("qfresh") else []))
                     del state["hours"][str(h)]
-                    self.store.save_rebuild(self.spec.log, state, self.lease)
+                    self.store.save_rebuild(self.spec.log, state, lease)
                 continue
             if st is None:
                 continue
@@ -273,19 +286,19 @@ class HourRewriter:
                 r.note = "no messages of this hour among the committed offsets"
                 remove_dirs(st["fresh"], *([st["qfresh"]] if st.get("qfresh") else []))
                 del state["hours"][str(h)]
-                self.store.save_rebuild(self.spec.log, state, self.lease)
+                self.store.save_rebuild(self.spec.log, state, lease)
                 continue
             existed = os.path.isdir(st["dir"])
             self._keep_others(h, st["dir"], st["fresh"])
             st["step"] = "written"
-            self.store.save_rebuild(self.spec.log, state, self.lease)
+            self.store.save_rebuild(self.spec.log, state, lease)
             final_dir = st["dir"]
-            r.registered = swap_hour(self.settings, self.spec, self.store, self.lease, state, h, self._catalog)
+            r.registered = swap_hour(self.settings, self.spec, self.store, lease, state, h, self._catalog)
             r.files = [dataclasses.replace(f, path=os.path.join(final_dir, os.path.basename(f.path))) for f in r.files]
             r.action = REPLACED if existed else CREATED
             self.progress("swap", hours.index(h) + 1, len(hours))
         remove_work_dirs(state)
-        self.store.clear_rebuild(self.spec.log, self.lease)
+        self.store.clear_rebuild(self.spec.log, lease)
 
     def _keep_others(self, hour: int, d: str, fresh: str) -> None:
         """Hard-link into the fresh directory every file of the hour's directory that is not replaced: other hours of
@@ -385,20 +398,20 @@ class Rebuilder(HourRewriter):
             data = Sink("data", self.data_root, spec.log, spec.log_partition, spec.hourly, "parquet",
                         lambda stream: ParquetFile(stream, schema, w.parquet_codec, row_group_bytes(
                             {"parquet_block_size": w.parquet_block_size, "max_open_files": w.max_open_files})), token, noop,
-                        rows=True, directory_of=fresh.get, fsync=w.fsync)
+                        rows=True, directory_of=fresh.__getitem__, fsync=w.fsync)
         else:
             codec = spec.output_format
             data = Sink("data", self.data_root, spec.log, spec.log_partition, spec.hourly, OUTPUT_FORMATS[codec].extension,
                         lambda stream: open_text(stream, codec, w.gzip_level, w.zstd_level), token, noop,
-                        directory_of=fresh.get, fsync=w.fsync)
+                        directory_of=fresh.__getitem__, fsync=w.fsync)
         quarantine = Sink("quarantine", self.quarantine_root, spec.log, spec.log_partition, spec.hourly,
                           REBUILD_QUARANTINE_EXT, lambda stream: open_text(stream, "gzip", w.gzip_level), token,
-                          noop, directory_of=qfresh.get, fsync=w.fsync)
+                          noop, directory_of=qfresh.__getitem__, fsync=w.fsync)
         if not dry_run:
             self._record_fresh(window, fresh, qfresh)
         # per (partition, hour, segment start): the hour's data file and its quarantine file in that segment
-        data_files: dict[tuple[int, int, int], object] = {}
-        q_files: dict[tuple[int, int, int], object] = {}
+        data_files: dict[tuple[int, int, int], HourFile] = {}
+        q_files: dict[tuple[int, int, int], HourFile] = {}
         current: dict[int, tuple[int, int]] = {}  # partition -> the tiling segment being written
         total = sum(e - s_ for s_, e in ranges.values())
         done = 0

@@ -34,7 +34,7 @@ from .output_formats import OUTPUT_FORMATS, open_text
 from .partitioning import FIRST_HOUR, HOUR_MS, LAST_HOUR, FileName, hour_start, partition_dir
 from .schemas import RowConverter
 from .storage import Storage
-from .writers import ParquetFile
+from .writers import ParquetFile, TextFile
 
 REDRIVE = "redrive"
 
@@ -146,7 +146,7 @@ class Redriver:
                     if raw is None:
                         raise MessageError("null value")
                     ts, out = parser.row(raw) if rows else parser.line(raw)
-                    if rows:
+                    if convert is not None:  # rows
                         out = convert(out)
                     elif s.writer.line_breaks == "escape":
                         out = escape_line(out) if out.count(b"\n") != 1 or b"\r" in out or b"\\" in out else out
@@ -185,6 +185,7 @@ class Redriver:
         self.store.record_paths(spec.log, lease, temps=[tmp])  # a killed re-drive's temporary file is swept later
         stream = storage.open_output(tmp)
         w = s.writer
+        f: ParquetFile | TextFile
         if schema is not None:
             f = ParquetFile(stream, schema, w.parquet_codec, row_group_bytes(
                 {"parquet_block_size": w.parquet_block_size, "max_open_files": w.max_open_files}))

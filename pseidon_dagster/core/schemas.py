@@ -511,7 +511,9 @@ def _arrow_chunk(values, t: pa.DataType) -> pa.Array | None:
 def _map_chunk(values, t: pa.MapType) -> pa.Array | None:
     """Dicts as a map column: their keys and their items go through Arrow as columns of their own (a dict would
     infer as a struct)."""
-    keys, items, offsets, nulls = [], [], [0], []
+    keys: list = []
+    items: list = []
+    offsets, nulls = [0], []
     for v in values:
         if type(v) is dict:
             keys.extend(v)

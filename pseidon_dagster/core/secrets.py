@@ -36,7 +36,7 @@ import os
 import re
 import threading
 import time
-from typing import Any, Callable
+from typing import Any, Mapping, TypeGuard
 from urllib.parse import urlsplit, urlunsplit
 
 from .paths import redact_url
@@ -82,7 +82,7 @@ class SecretMap(dict):
         return "{" + ", ".join(f"{k!r}: {shown(k, v)}" for k, v in self.items()) + "}"
 
 
-def is_reference(value: str | None) -> bool:
+def is_reference(value: str | None) -> TypeGuard[str]:
     return isinstance(value, str) and value.startswith(VAULT_PREFIX)
 
 
@@ -194,18 +194,19 @@ class VaultConfig:
             netloc += f":{s.port}"
         return urlunsplit((s.scheme, netloc, s.path, "", ""))
 
-    def with_env(self, env: dict[str, str] | None = None) -> "VaultConfig":
+    def with_env(self, env: Mapping[str, str] | None = None) -> "VaultConfig":
         """What pseidon.edn left unset, from VAULT_ADDR, VAULT_NAMESPACE, VAULT_CACERT and, unless the file names a
         token or an AppRole, VAULT_TOKEN (else VAULT_ROLE_ID/VAULT_SECRET_ID)."""
-        env = os.environ if env is None else env
-        creds = {}
+        environ: Mapping[str, str] = os.environ if env is None else env
+        token, role_id, secret_id = self.token, self.role_id, self.secret_id
         if not (self.token or self.role_id):
-            token = env.get("VAULT_TOKEN") or None
-            creds = dict(token=token, role_id=None if token else env.get("VAULT_ROLE_ID") or None,
-                         secret_id=None if token else env.get("VAULT_SECRET_ID") or None)
-        return dataclasses.replace(self, addr=self.addr or env.get("VAULT_ADDR") or None,
-                                   namespace=self.namespace or env.get("VAULT_NAMESPACE") or None,
-                                   ca_cert=self.ca_cert or env.get("VAULT_CACERT") or None, **creds)
+            token = environ.get("VAULT_TOKEN") or None
+            role_id = None if token else environ.get("VAULT_ROLE_ID") or None
+            secret_id = None if token else environ.get("VAULT_SECRET_ID") or None
+        return dataclasses.replace(self, addr=self.addr or environ.get("VAULT_ADDR") or None,
+                                   namespace=self.namespace or environ.get("VAULT_NAMESPACE") or None,
+                                   ca_cert=self.ca_cert or environ.get("VAULT_CACERT") or None,
+                                   token=token, role_id=role_id, secret_id=secret_id)
 
 
 # -- resolution ------------------------------------------------------------------------------------------------
@@ -349,7 +350,7 @@ def check_row_reference(value: str, conf: VaultConfig) -> Reference:
     return ref
 
 
-def resolve_row_reference(value: str, vault: VaultConfig | None, env: dict[str, str] | None = None) -> str:
+def resolve_row_reference(value: str, vault: VaultConfig | None, env: Mapping[str, str] | None = None) -> str:
     """A pseidon_logs value (hive_password): plain values as they are, vault: references only under :row-prefixes."""
     if not is_reference(value):
         return value
@@ -358,7 +359,7 @@ def resolve_row_reference(value: str, vault: VaultConfig | None, env: dict[str, 
     return resolver(value)
 
 
-def resolver_for(vault: VaultConfig | None, env: dict[str, str] | None = None) -> Callable[[str], str]:
+def resolver_for(vault: VaultConfig | None, env: Mapping[str, str] | None = None) -> VaultResolver:
     """A function that resolves vault: references through Vault (VAULT, i.e. settings.vault, completed from ENV,
     default os.environ) and returns any other value unchanged.
 

@@ -121,7 +121,7 @@ class JsonParser:
                 return ts, value + nl
             return line
 
-        def line(value: bytes) -> tuple[int, bytes]:
+        def fields_line(value: bytes) -> tuple[int, bytes]:
             obj = load(value)
             ts = ts_of(obj)
             out = {}
@@ -132,7 +132,7 @@ class JsonParser:
                 return ts, encode(out) + nl
             except RecursionError:  # pragma: no cover - anything the decoder accepted can be encoded
                 raise MessageError("invalid JSON: nested too deeply") from None
-        return line
+        return fields_line
 
     def row(self, value: bytes) -> tuple[int, dict]:
         """Selected fields (keyed by the path text, missing = None), or every top-level field."""

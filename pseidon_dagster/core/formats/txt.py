@@ -252,7 +252,7 @@ class TxtParser:
         # RANGE: split as far as the end and the timestamp need, then re-join the range.
         m = max(b, idx + 1)
 
-        def line(value: bytes) -> tuple[int, bytes]:
+        def range_line(value: bytes) -> tuple[int, bytes]:
             if value[-1:] == nl:
                 value = value[:-2] if value[-2:-1] == cr else value[:-1]
             parts = value.split(sep, m)
@@ -264,7 +264,7 @@ class TxtParser:
                 except (ValueError, IndexError):
                     ts = ts_of(parts)
             return ts, sep.join(parts[a:b]) + nl
-        return line
+        return range_line
 
     def row(self, value: bytes) -> tuple[int, list[str]]:
         """Selected fields as text, for writers that map fields to columns by position."""

@@ -132,8 +132,8 @@ class HiveCatalog:
                     self._sleep(delay)
             except ImportError as e:
                 raise CatalogError(f"{what}: {e} (pip install 'pyhive[hive_pure_sasl]')") from None
-        raise CatalogError(f"{what}: HiveServer2 {self.target} not reachable after {attempts} attempt(s): "
-                           f"{type(last).__name__}: {_server_message(last)}")
+        reason = f"{type(last).__name__}: {_server_message(last)}" if last is not None else "no attempt made"
+        raise CatalogError(f"{what}: HiveServer2 {self.target} not reachable after {attempts} attempt(s): {reason}")
 
     def execute(self, sql: str, fetch: bool = False, what: str | None = None) -> list[tuple]:
         def go(cur: Cursor) -> list[tuple]:

@@ -21,7 +21,7 @@ class Unfit(MessageError):
 
 
 class Decoder:
-    def __init__(self, parse: Callable[[bytes], tuple[int, object]], rows: bool):
+    def __init__(self, parse: Callable[[bytes], tuple[int, bytes | tuple]], rows: bool):
         self.parse = parse  # value -> (event ms, line or row); raises MessageError
         self.rows = rows
 
@@ -51,6 +51,8 @@ class Decoder:
         out: list = []
         sizes: list[int] = []
         bad: dict[int, str] = {}
+        t: int | None
+        o: bytes | tuple | None
         for i, v in enumerate(values):
             if v is None:
                 ts.append(None)

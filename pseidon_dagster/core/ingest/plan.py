@@ -63,11 +63,13 @@ def start_offsets(stored: dict[int, int | None], marks: dict[int, tuple[int, int
                   lake: dict[int, int] | None = None) -> tuple[dict[int, int], dict[int, str]]:
     """Where each partition's next read starts, and a note for those not simply at their stored offset. LAKE: the
     file names' end offsets, when the log has no offsets at all (None when not looked at)."""
-    starts, notes = {}, {}
+    starts: dict[int, int] = {}
+    notes: dict[int, str] = {}
     any_stored = any(v is not None for v in stored.values())
     for p, (lo, hi) in sorted(marks.items()):
-        if stored.get(p) is not None:
-            starts[p] = stored[p]
+        offset = stored.get(p)
+        if offset is not None:
+            starts[p] = offset
         elif any_stored:
             starts[p] = lo
             notes[p] = f"new partition: no offset stored while others are, starting at its low watermark {lo}"
@@ -138,7 +140,7 @@ class Planner:
         stored = self.store.load_plan(topic)
         if stored is not None:
             committed = self.store.get(topic, list(stored.ranges))
-            if all(committed.get(p) is not None and committed[p] >= e for p, (_, e) in stored.ranges.items()):
+            if all((c := committed.get(p)) is not None and c >= e for p, (_, e) in stored.ranges.items()):
                 # Its offsets were committed and the run died before clearing the plan (Redis Cluster's commit is
                 # three steps): finish that commit, then plan afresh.
                 log.info("plan %s of %s was already committed; finishing its commit", stored.plan_id, topic)

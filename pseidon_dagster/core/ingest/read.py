@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from typing import Iterator
+from typing import Iterator, cast
 
 from confluent_kafka import KafkaError, TopicPartition
 
@@ -56,7 +56,7 @@ class RangeReader:
                 if events:  # ends of partitions (or errors): handled after every message of the batch
                     msgs = [m for m in msgs if m.error() is None]
                 if msgs:
-                    parts = [m.partition() for m in msgs]
+                    parts = cast("list[int]", [m.partition() for m in msgs])  # messages, not events: all set
                     if parts.count(parts[0]) == len(parts):  # the common case: one partition's run
                         yield from self._emit(parts[0], msgs, consumer)
                     else:

@@ -123,8 +123,9 @@ class Ingestor:
             if result.spec is None:
                 result.spec = frozen_spec(self.spec, self._plan_of(result), self.settings)
             result.registered = list(self.register(result))
-            self._lease().check()
-            self.store.save_staged(result, self.lease)
+            lease = self._lease()
+            lease.check()
+            self.store.save_staged(result, lease)
             failpoints.pause("after-register")
         result.seconds += time.monotonic() - t0
         return result
@@ -215,6 +216,7 @@ class Ingestor:
         return parquet_schema(self.settings, self.spec) if self.spec.output_format == "parquet" else None
 
     def _write(self, plan: Plan, result: IngestResult, lease: Lease) -> None:
+        assert result.spec is not None  # the plan step sets the row the plan froze
         schema = (frozen_schema(plan.params) or self._schema()) if result.spec.output_format == "parquet" else None
         out = write_plan(self.settings, result.spec, plan, schema, self.store, self.kafka, lease,
                          self.settings.ingest_workers, self.progress)

@@ -11,7 +11,7 @@ names, published by rename when their segment is cut.
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 from ..model import FileInfo
 from ..partitioning import FileName, partition_dir
@@ -39,7 +39,7 @@ class HourFile:
         self.pending_bytes = 0
         self.size = 0
         self.records = 0
-        self.writer = None
+        self.writer: Any = None  # open_writer's: a writers.ParquetFile (rows) or TextFile, made by the first flush
         self.tmp: str | None = None
 
 
@@ -142,6 +142,7 @@ class Sink:
         self.record_paths(finals=[self.storage.uri(p) for p in finals])
         out = []
         for f, final in zip(files, finals):
+            assert f.tmp is not None  # flushed above
             self.storage.publish(f.tmp, final)
             self.dirs.add(self.storage.parent(final))
             del self._open[id(f)]

@@ -41,8 +41,11 @@ class VectorBatch:
 
     def chunk(self, a: int, b: int) -> bytes:
         """Lines a..b-1 (consecutive messages), as one piece of the text file."""
-        end = int(self.starts[b]) if b < self.n else len(self.joined)
-        return self.joined[int(self.starts[a]):end]
+        joined, starts = self.joined, self.starts
+        if joined is None or starts is None:
+            raise ValueError("VectorBatch.chunk: a Parquet batch has no text lines")
+        end = int(starts[b]) if b < self.n else len(joined)
+        return joined[int(starts[a]):end]
 
 
 class VectorDecoder:
@@ -73,6 +76,8 @@ class VectorDecoder:
         n = len(values)
         if n < 64:
             return None  # not worth it
+        joined: bytes | None
+        starts: np.ndarray | None
         if self.schema is None:
             try:
                 joined = b"\n".join(values) + b"\n"
@@ -112,7 +117,7 @@ class VectorDecoder:
         hours = np.floor_divide(ts, HOUR_MS)
         batch = VectorBatch(n, hours, good, sizes, bad, joined, starts)
         if self.schema is not None:
-            table = self._table(text, good)
+            table = self._table(text, good, self.schema)
             if table is None:
                 return None
             batch.table = table
@@ -171,10 +176,10 @@ class VectorDecoder:
                 bad[i] = f"{type(e).__name__}: {e}"
         return ts, bad
 
-    def _table(self, text: pa.Array, good: np.ndarray) -> pa.Table | None:
+    def _table(self, text: pa.Array, good: np.ndarray, schema: pa.Schema) -> pa.Table | None:
         """The typed columns of the batch, or None when the per-message path must decide (a field count other
         than the schema's, or a value Arrow would not convert exactly as schemas.RowConverter does)."""
-        ncols = len(self.schema)
+        ncols = len(schema)
         fields = pc.split_pattern(text, self.sep.decode("utf-8"))
         counts = pc.list_value_length(fields).to_numpy(zero_copy_only=False)
         if not (counts[good] == ncols).all():
@@ -183,13 +188,13 @@ class VectorDecoder:
         flat = fields.flatten()
         n = len(text)
         columns = []
-        for j, f in enumerate(self.schema):
+        for j, f in enumerate(schema):
             col = flat.take(pa.array(np.arange(j, n * ncols, ncols)))
             arr = cast_text_column(col, f.type, keep=good)
             if arr is None:
                 return None
             columns.append(arr)
-        return pa.Table.from_arrays(columns, schema=self.schema)
+        return pa.Table.from_arrays(columns, schema=schema)
 
 
 def runs(hours: np.ndarray, good: np.ndarray) -> list[tuple[int, int]]:

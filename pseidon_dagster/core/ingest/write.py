@@ -14,6 +14,7 @@ import json
 import logging
 import multiprocessing
 import multiprocessing.connection
+from typing import cast
 
 from ..config import Settings
 from ..formats import build_parser
@@ -187,7 +188,8 @@ def _in_workers(settings: Settings, spec: LogSpec, plan: Plan, schema, lease: Le
     failure = None
     try:
         while pipes and failure is None:
-            for recv in multiprocessing.connection.wait(list(pipes), timeout=1.0):
+            ready = multiprocessing.connection.wait(list(pipes), timeout=1.0)
+            for recv in cast("list[multiprocessing.connection.Connection]", ready):  # the pipes given
                 group = pipes.pop(recv)
                 try:
                     answer = recv.recv()

@@ -4,16 +4,19 @@ from __future__ import annotations
 import os
 import socket
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis
 
 from ..config import Settings
 
+if TYPE_CHECKING:
+    from ..offsets import RedisClient
+
 
 def _resolve(host: str) -> set[str]:
     try:
-        return {ai[4][0] for ai in socket.getaddrinfo(host, None)}
+        return {str(ai[4][0]) for ai in socket.getaddrinfo(host, None)}  # inet: the address is a str already
     except OSError:
         return set()
 
@@ -23,8 +26,8 @@ def _endpoints(settings: Settings) -> dict[str, set[tuple[str, int]]]:
     for b in settings.kafka_brokers:
         h, _, p = b.rpartition(":")
         out["kafka"].update((ip, int(p)) for ip in _resolve(h.strip("[]")))
-    for h, p in {*settings.redis.hosts, *settings.metrics_redis.hosts}:
-        out["redis"].update((ip, p) for ip in _resolve(h))
+    for host, port in {*settings.redis.hosts, *settings.metrics_redis.hosts}:
+        out["redis"].update((ip, port) for ip in _resolve(host))
     try:
         from sqlalchemy.engine import make_url
 
@@ -42,6 +45,7 @@ def _proc_tcp() -> list[tuple[str, int]] | None:
 
     out = []
     found = False
+    ip: ipaddress.IPv4Address | ipaddress.IPv6Address
     for name, v6 in (("/proc/net/tcp", False), ("/proc/net/tcp6", True)):
         try:
             with open(name) as f:
@@ -98,7 +102,7 @@ def _own_rss_mb() -> float | None:
         return None
 
 
-def redis_info(r: redis.Redis) -> dict:
+def redis_info(r: RedisClient) -> dict:
     from ..offsets import redis_where
 
     out: dict[str, Any] = {"server": redis_where(r)}

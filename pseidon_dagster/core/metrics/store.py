@@ -8,11 +8,12 @@ import logging
 import resource
 import socket
 import time
-from typing import Any
-
-import redis
+from typing import TYPE_CHECKING, Any, cast
 
 from ..config import RedisSettings, Settings
+
+if TYPE_CHECKING:
+    from ..offsets import RedisClient  # a client of offsets.connect: replies are str (decode_responses)
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,7 @@ def peak_rss_mb() -> float:
 class MetricsStore:
     """The counters in one Redis, for one :etl-group."""
 
-    def __init__(self, r: redis.Redis, group: str):
+    def __init__(self, r: RedisClient, group: str):
         self.r = r
         self.group = group
 
@@ -114,7 +115,7 @@ class MetricsStore:
 
     def log_state(self, log_name: str, at_ms: int) -> dict:
         raw = self.r.hgetall(self.key("log", log_name))
-        hour = self.r.zrangebyscore(self.key("log", log_name, "hour"), at_ms - 3_600_000, "+inf")
+        hour = cast("list[str]", self.r.zrangebyscore(self.key("log", log_name, "hour"), at_ms - 3_600_000, "+inf"))
         last_hour = {"files": 0, "bytes": 0}
         for member in hour:
             d = json.loads(member)
@@ -138,7 +139,7 @@ class MetricsStore:
 
     def failing_logs(self) -> set[str]:
         """Logs whose latest runs failed (failures since their last successful commit)."""
-        names = sorted(self.r.smembers(self.key("logs")))
+        names = sorted(cast("set[str]", self.r.smembers(self.key("logs"))))
         p = self._pipe()
         for name in names:
             p.hget(self.key("log", name), "failed-since-success")
@@ -150,7 +151,8 @@ class MetricsStore:
         plain window averages (messages per second over the last 60 / 300 s), not exponentially weighted."""
         count = int(self.r.get(self.key("messages")) or 0)
         since = self.r.get(self.key("since"))
-        events = [json.loads(m) for m in self.r.zrangebyscore(self.key("commits"), at_ms - 300_000, "+inf")]
+        commits = cast("list[str]", self.r.zrangebyscore(self.key("commits"), at_ms - 300_000, "+inf"))
+        events = [json.loads(m) for m in commits]
 
         def window(seconds: int) -> float:
             lo = at_ms - seconds * 1000
@@ -173,13 +175,13 @@ class MetricsStore:
                                                                  "at-ms")}
 
 
-def _client(settings: RedisSettings) -> redis.Redis:
+def _client(settings: RedisSettings) -> RedisClient:
     from ..offsets import connect
 
     return connect(dataclasses.replace(settings, timeout_s=min(settings.timeout_s, METRICS_REDIS_TIMEOUT_S)))
 
 
-def metrics_client(settings: Settings, offsets_client: redis.Redis | None = None) -> tuple[redis.Redis, bool]:
+def metrics_client(settings: Settings, offsets_client: RedisClient | None = None) -> tuple[RedisClient, bool]:
     """(client, opened): the :metrics Redis, reusing OFFSETS_CLIENT when it is the same server."""
     if settings.ops.metrics_redis is None and offsets_client is not None:
         return offsets_client, False
@@ -187,7 +189,7 @@ def metrics_client(settings: Settings, offsets_client: redis.Redis | None = None
 
 
 def record_commit_safely(settings: Settings, result, owner: str | None = None,
-                         offsets_client: redis.Redis | None = None) -> None:
+                         offsets_client: RedisClient | None = None) -> None:
     """What a run calls after its commit. Never raises: metrics that cannot be written are logged, not fatal."""
     r = None
     opened = False
@@ -211,7 +213,7 @@ def record_commit_safely(settings: Settings, result, owner: str | None = None,
 
 
 def publish_queues(settings: Settings, waiting: list[str], queued: int, running: int,
-                   offsets_client: redis.Redis | None = None) -> None:
+                   offsets_client: RedisClient | None = None) -> None:
     """Replace `<group>-kafka-work-queue` (offsets Redis) with WAITING, one log name per entry, so LLEN is the number
     of logs with lag waiting for a run; and note the run queue for /metrics. Raises on Redis errors (the caller,
     the sensor, logs them and goes on)."""
