@@ -2,7 +2,8 @@
 refuses our credentials, a permission refused). A run that fails with one appends a line to :fatal-errors-file
 (default /tmp/fatalerrors, as pseidon-etl did) and fails as any run does:
 
-    2026-11-20T07:00:01.123Z log=clicks run=8c1f... step=ingest_log fatal=authentication refused error=OperationalError: ...
+    2026-11-20T07:00:01.123Z log=clicks run=8c1f... step=ingest_log fatal=authentication refused
+        error=OperationalError: ...     (one line in the file)
 
 The file is opened without following a symlink, created 0600, and must be a regular file owned by this user (a
 world-writable /tmp is where someone else could plant a link or a FIFO); otherwise nothing is written and the refusal

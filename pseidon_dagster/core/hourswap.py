@@ -15,7 +15,7 @@ import ctypes
 import logging
 import os
 import shutil
-from typing import Callable
+from collections.abc import Callable
 
 from . import failpoints
 from .config import Settings

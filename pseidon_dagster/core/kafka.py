@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
-from typing import TYPE_CHECKING, Any, Iterable
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicCollection, TopicPartition
 
@@ -84,13 +85,13 @@ class KafkaSource:
         conf.update(self.settings.kafka_config)
         return conf
 
-    def admin(self) -> "AdminClient":
+    def admin(self) -> AdminClient:
         from confluent_kafka.admin import AdminClient
 
         return AdminClient(self.admin_config())
 
     # batched: a constant number of requests however many topics ------------------------------------------------
-    def topic_partitions(self, topics: Iterable[str], admin: "AdminClient | None" = None
+    def topic_partitions(self, topics: Iterable[str], admin: AdminClient | None = None
                          ) -> dict[str, list[int] | None]:
         """The partitions of every topic in one metadata request; None for a topic that does not exist. Raises
         KafkaUnavailable when Kafka does not answer (or answers a topic with another error)."""
@@ -120,7 +121,7 @@ class KafkaSource:
             out[name] = sorted(p.id for p in desc.partitions)
         return out
 
-    def watermarks_many(self, partitions: dict[str, list[int]], admin: "AdminClient | None" = None,
+    def watermarks_many(self, partitions: dict[str, list[int]], admin: AdminClient | None = None,
                         consumer: Consumer | None = None) -> dict[str, dict[int, tuple[int, int]]]:
         """(low, high) watermarks of many partitions of many topics: ListOffsets requests for the earliest and the
         latest offsets, LIST_OFFSETS_CHUNK partitions per call, all sent before any answer is awaited (librdkafka

@@ -1,7 +1,7 @@
-"""What the Dagster sensor measures and decides (plain Python, no Dagster): per log, Kafka's high watermarks against the offsets stored
-in Redis. Cheap and bounded: metadata and watermark requests with short timeouts, batched over all the logs of a
-tick (measure_many: a constant number of Kafka requests and one Redis round trip, however many logs); it never
-reads a message and never writes to Redis (offsets are committed only by the run's last step)."""
+"""What the Dagster sensor measures and decides (plain Python, no Dagster): per log, Kafka's high watermarks against
+the offsets stored in Redis. Cheap and bounded: metadata and watermark requests with short timeouts, batched over
+all the logs of a tick (measure_many: a constant number of Kafka requests and one Redis round trip, however many
+logs); it never reads a message and never writes to Redis (offsets are committed only by the run's last step)."""
 from __future__ import annotations
 
 import dataclasses
@@ -153,9 +153,9 @@ class Decision:
 def decide(m: LogLag, settings: Settings, now_ms: int, waiting_since_ms: int | None) -> Decision:
     """Run when a stored plan waits for its replay, or -- timed batches, so that a run makes files worth having --
     when the waiting messages of one Kafka partition make a file's worth of bytes (:sensor-min-bytes, default :writer
-    :rollover-size, at the average size of the log's last run; a file holds one partition's messages of an hour), or when the oldest of them has waited :sensor-max-wait-ms (default the
-    :writer rollover timeout), whichever comes first; or at :sensor-min-lag waiting messages when that is set (the
-    demo: at once). Also to pin the start offsets of a new log. The wait is counted from the first tick that saw
+    :rollover-size, at the average size of the log's last run; a file holds one partition's messages of an hour), or
+    when the oldest of them has waited :sensor-max-wait-ms (default the :writer rollover timeout), whichever comes
+    first; or at :sensor-min-lag waiting messages when that is set (the demo: at once). Also to pin the start offsets of a new log. The wait is counted from the first tick that saw
     the messages, never earlier than the plan of the last commit (they arrived after it)."""
     if m.beyond:
         return Decision(False, f"stored offsets of partitions {m.beyond} are beyond Kafka's high watermark (topic "

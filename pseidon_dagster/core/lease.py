@@ -19,7 +19,7 @@ import socket
 import threading
 import time
 import uuid
-from typing import Callable
+from collections.abc import Callable
 
 import redis
 
@@ -54,7 +54,7 @@ return 1
 
 # Leases this process holds, by (group, log, owner): the steps of one Dagster run (separate ops in one process)
 # continue the lease the first step took.
-_HELD: dict[tuple[str, str, str], "Lease"] = {}
+_HELD: dict[tuple[str, str, str], Lease] = {}
 _HELD_LOCK = threading.Lock()
 
 
@@ -87,7 +87,7 @@ class Lease:
     # acquire ---------------------------------------------------------------------------------------------------
     @classmethod
     def acquire(cls, store: OffsetStore, log: str, owner: str | None = None, ttl_s: float = DEFAULT_TTL_S,
-                wait_s: float | None = None, notify: Callable[[str], None] | None = None) -> "Lease":
+                wait_s: float | None = None, notify: Callable[[str], None] | None = None) -> Lease:
         """Take the log's lease, waiting up to WAIT_S (default: the TTL + a margin) while another run holds it.
         Raises LockedError when it is still held after that."""
         owner = owner or new_owner()
@@ -123,7 +123,7 @@ class Lease:
             time.sleep(min(0.5, max(0.05, deadline - now)))
 
     @classmethod
-    def held(cls, store: OffsetStore, log: str, owner: str) -> "Lease | None":
+    def held(cls, store: OffsetStore, log: str, owner: str) -> Lease | None:
         with _HELD_LOCK:
             lease = _HELD.get((store.group, log, owner))
         return lease if lease is not None and not lease.lost.is_set() else None

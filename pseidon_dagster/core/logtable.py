@@ -9,7 +9,8 @@ import contextlib
 import dataclasses
 import os
 import re
-from typing import Any, Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -246,11 +247,11 @@ class LogTable:
     settings: Settings | None = None
 
     @classmethod
-    def from_url(cls, url: str) -> "LogTable":
+    def from_url(cls, url: str) -> LogTable:
         return cls(engine_for(url))
 
     @classmethod
-    def for_settings(cls, settings: Settings) -> "LogTable":
+    def for_settings(cls, settings: Settings) -> LogTable:
         """The table of :etl-db-host, confining rows to SETTINGS: what the CLI, the sensor and the jobs use."""
         return cls(engine_for(settings.etl_db_url), settings)
 
@@ -352,4 +353,5 @@ class LogTable:
             c.execute(sa.delete(t).where(t.c.log == log))
 
 
-__all__ = ["LogSpec", "LogTable", "LogConfigError", "LogTableUnavailable", "NoLogTable", "create_table", "validate_row", "confine", "OUTPUT_FORMATS"]
+__all__ = ["LogSpec", "LogTable", "LogConfigError", "LogTableUnavailable", "NoLogTable", "create_table", "validate_row",
+           "confine", "OUTPUT_FORMATS"]

@@ -48,7 +48,7 @@ class Plan:
         }, sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str) -> "Plan":
+    def from_json(cls, text: str) -> Plan:
         d = json.loads(text)
         return cls(
             log=d["log"], created_ms=int(d["created_ms"]), plan_id=d["plan_id"],
@@ -85,7 +85,7 @@ class Counts:
     filtered: int = 0
     quarantined: int = 0
 
-    def add(self, other: "Counts") -> None:
+    def add(self, other: Counts) -> None:
         self.read += other.read
         self.written += other.written
         self.filtered += other.filtered
@@ -171,7 +171,7 @@ class IngestResult:
         return json.dumps(d, sort_keys=True)
 
     @classmethod
-    def from_record(cls, text: str) -> "IngestResult":
+    def from_record(cls, text: str) -> IngestResult:
         d = json.loads(text)
         d["files"] = [FileInfo(**f) for f in d.get("files", [])]
         d["offsets"] = {int(p): (int(s), int(e)) for p, (s, e) in d.get("offsets", {}).items()}

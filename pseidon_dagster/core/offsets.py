@@ -29,7 +29,8 @@ import contextlib
 import dataclasses
 import json
 import time
-from typing import TYPE_CHECKING, Any, Iterator, Sequence, TypeAlias, cast
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any, TypeAlias, cast
 
 import redis
 
@@ -242,7 +243,7 @@ class OffsetStore:
                 raise OffsetError(f"Redis key {key} holds {v!r}, not an integer offset") from None
         return out
 
-    def read_many(self, logs: dict[str, list[int]]) -> dict[str, "LogState"]:
+    def read_many(self, logs: dict[str, list[int]]) -> dict[str, LogState]:
         """Per log the stored offsets of the given partitions, the stored plan and the lease holder, in one round
         trip whatever the number of logs: one MGET (several in one pipeline past MGET_CHUNK keys) on Redis; on Redis
         Cluster one MGET per hash slot, pipelined (one round trip per node). Not one atomic snapshot on a cluster,
@@ -313,7 +314,7 @@ class OffsetStore:
                 raw = cast("str | None", self.r.get(self.legacy_plan_key(topic)))
         return Plan.from_json(raw) if raw else None
 
-    def save_plan(self, plan: Plan, lease: "Lease") -> None:
+    def save_plan(self, plan: Plan, lease: Lease) -> None:
         self._fenced(self._set_if_holder, lease, [self.plan_key(plan.log)], [plan.to_json()], "store the plan")
         self.r.delete(self.legacy_plan_key(plan.log))
 
@@ -323,7 +324,7 @@ class OffsetStore:
                       self.legacy_plan_key(topic))
 
     # manifest: every path an attempt creates, recorded *before* it is created ------------------------------------
-    def record_paths(self, topic: str, lease: "Lease", temps: Sequence[str] = (),
+    def record_paths(self, topic: str, lease: Lease, temps: Sequence[str] = (),
                      finals: Sequence[str] = ()) -> None:
         entries = [f"t:{p}" for p in temps] + [f"f:{p}" for p in finals]
         if entries:
@@ -341,7 +342,7 @@ class OffsetStore:
         return temps, finals
 
     # staged result (between the stage, register and commit steps) --------------------------------------------
-    def save_staged(self, result: IngestResult, lease: "Lease") -> None:
+    def save_staged(self, result: IngestResult, lease: Lease) -> None:
         self._fenced(self._set_if_holder, lease, [self.staged_key(result.log)], [result.to_record()],
                      "record the staged files")
 
@@ -354,13 +355,13 @@ class OffsetStore:
         return result if plan_id is None or result.plan_id == plan_id else None
 
     # commit -----------------------------------------------------------------------------------------------------
-    def commit(self, plan: Plan, result: IngestResult, lease: "Lease") -> None:
+    def commit(self, plan: Plan, result: IngestResult, lease: Lease) -> None:
         """Store each partition's end offset, clear the plan and its state and queue the result for reporting, if
         and only if this run still holds the lease and the plan is still the stored one."""
         with answering(self.r, f"commit the offsets of plan {plan.plan_id}"):
             self._commit_plan(plan, result, lease)
 
-    def _commit_plan(self, plan: Plan, result: IngestResult, lease: "Lease") -> None:
+    def _commit_plan(self, plan: Plan, result: IngestResult, lease: Lease) -> None:
         topic = plan.log
         parts = sorted(plan.ranges)
         record = result.to_record()
@@ -386,7 +387,7 @@ class OffsetStore:
         self._finish(keys=[self.plan_key(topic), self.manifest_key(topic), self.staged_key(topic),
                            self.unreported_key(topic)], args=[plan.plan_id, result.to_record(), UNREPORTED_KEEP])
 
-    def _commit_answer(self, answer: str, plan: Plan, lease: "Lease") -> None:
+    def _commit_answer(self, answer: str, plan: Plan, lease: Lease) -> None:
         if answer == "ok":
             return
         if answer == "lease":
@@ -416,11 +417,11 @@ class OffsetStore:
         raw = cast("str | None", self.r.get(self.rebuild_key(topic)))
         return json.loads(raw) if raw else None
 
-    def save_rebuild(self, topic: str, state: dict, lease: "Lease") -> None:
+    def save_rebuild(self, topic: str, state: dict, lease: Lease) -> None:
         self._fenced(self._set_if_holder, lease, [self.rebuild_key(topic)], [json.dumps(state, sort_keys=True)],
                      "record the rebuild's progress")
 
-    def clear_rebuild(self, topic: str, lease: "Lease") -> None:
+    def clear_rebuild(self, topic: str, lease: Lease) -> None:
         lease.check()
         self.r.delete(self.rebuild_key(topic))
 
@@ -437,7 +438,7 @@ class OffsetStore:
     def _list(self, key: str) -> list[str]:
         return cast("list[str]", self.r.lrange(key, 0, -1))
 
-    def _fenced(self, script, lease: "Lease", keys: list[str], args: list, what: str) -> None:
+    def _fenced(self, script, lease: Lease, keys: list[str], args: list, what: str) -> None:
         with answering(self.r, what):
             answer = script(keys=[self.lease_key(lease.log), *keys], args=[lease.value, *args])
         if answer == 1:

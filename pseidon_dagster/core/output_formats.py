@@ -4,7 +4,8 @@ from __future__ import annotations
 import bz2
 import dataclasses
 import gzip
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from isal import isal_zlib
 

@@ -45,7 +45,7 @@ class FileName:
         return f"{self.log}-{t:%Y-%m-%d-%H}.p{self.partition}.o{self.start:019d}-{self.end:019d}.{self.ext}"
 
     @classmethod
-    def parse(cls, name: str) -> "FileName | None":
+    def parse(cls, name: str) -> FileName | None:
         m = FILE_NAME.match(name)
         if not m:
             return None

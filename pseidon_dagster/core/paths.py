@@ -47,7 +47,7 @@ class Place:
     def __str__(self) -> str:
         return self.path if not self.scheme else f"{self.scheme}://{self.netloc}{self.path}"
 
-    def within(self, root: "Place") -> bool:
+    def within(self, root: Place) -> bool:
         if (self.scheme, self.netloc) != (root.scheme, root.netloc):
             return False
         base = root.path.rstrip("/")

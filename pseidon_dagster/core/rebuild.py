@@ -37,7 +37,7 @@ import json
 import logging
 import os
 import time
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 from . import paths
 from .config import Settings
@@ -49,8 +49,8 @@ from .ingest.plan import resolved_root
 from .ingest.read import RangeReader
 from .ingest.route import Router
 from .ingest.run import parquet_schema
-from .ingest.write import row_group_bytes
 from .ingest.sink import HourFile, Sink
+from .ingest.write import row_group_bytes
 from .kafka import KafkaSource
 from .lease import Lease, new_owner
 from .logtable import LogSpec
@@ -250,7 +250,7 @@ class HourRewriter:
         root = root or self.data_root
         return os.path.join(self._work_dir(token, root), os.path.relpath(self._hour_dir(hour, root), root))
 
-    # state in Redis ----------------------------------------------------------------------------------------------------
+    # state in Redis --------------------------------------------------------------------------------------------
     def _record_fresh(self, window, fresh, qfresh) -> None:
         state = self.store.load_rebuild(self.spec.log) or {"hours": {}}
         lease = self._held_lease()
@@ -262,7 +262,7 @@ class HourRewriter:
                 h, self.quarantine_root), "qfresh": qfresh.get(h) if qfresh else None, "step": "writing"}
         self.store.save_rebuild(self.spec.log, state, lease)
 
-    # swap --------------------------------------------------------------------------------------------------------------
+    # swap ------------------------------------------------------------------------------------------------------
     def _swap_all(self, hours: list[int], reports: dict[int, HourReport], allow_shrink: bool, token: int) -> None:
         state = self.store.load_rebuild(self.spec.log) or {"hours": {}}
         lease = self._held_lease()
@@ -397,11 +397,13 @@ class Rebuilder(HourRewriter):
         if rows:
             data = Sink("data", self.data_root, spec.log, spec.log_partition, spec.hourly, "parquet",
                         lambda stream: ParquetFile(stream, schema, w.parquet_codec, row_group_bytes(
-                            {"parquet_block_size": w.parquet_block_size, "max_open_files": w.max_open_files})), token, noop,
+                            {"parquet_block_size": w.parquet_block_size, "max_open_files": w.max_open_files})),
+                        token, noop,
                         rows=True, directory_of=fresh.__getitem__, fsync=w.fsync)
         else:
             codec = spec.output_format
-            data = Sink("data", self.data_root, spec.log, spec.log_partition, spec.hourly, OUTPUT_FORMATS[codec].extension,
+            data = Sink("data", self.data_root, spec.log, spec.log_partition, spec.hourly,
+                        OUTPUT_FORMATS[codec].extension,
                         lambda stream: open_text(stream, codec, w.gzip_level, w.zstd_level), token, noop,
                         directory_of=fresh.__getitem__, fsync=w.fsync)
         quarantine = Sink("quarantine", self.quarantine_root, spec.log, spec.log_partition, spec.hourly,

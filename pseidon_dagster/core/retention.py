@@ -10,10 +10,10 @@ import time
 
 from .hive import partition_spec, partition_values
 from .hourswap import _fsync_dir
+from .output_formats import count_records
 from .partitioning import HOUR_MS, FileName, hour_start
 from .rebuild import HourReport, HourRewriter, RebuildResult
 from .storage import Storage
-from .output_formats import count_records
 
 DROPPED, WOULD_DROP = "dropped", "would drop"
 

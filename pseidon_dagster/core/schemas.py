@@ -13,14 +13,14 @@ import json
 import math
 import reprlib
 import struct
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from .formats import MessageError
 from .hive.types import SchemaError
-
 
 # -- converters ----------------------------------------------------------------------------------------------------
 # A converter turns one parser value (txt: str; json: str/int/float/bool/list/dict; avro: also bytes, Decimal,

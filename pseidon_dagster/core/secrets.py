@@ -36,7 +36,8 @@ import os
 import re
 import threading
 import time
-from typing import Any, Mapping, TypeGuard
+from collections.abc import Mapping
+from typing import Any, TypeGuard
 from urllib.parse import urlsplit, urlunsplit
 
 from .paths import redact_url
@@ -194,7 +195,7 @@ class VaultConfig:
             netloc += f":{s.port}"
         return urlunsplit((s.scheme, netloc, s.path, "", ""))
 
-    def with_env(self, env: Mapping[str, str] | None = None) -> "VaultConfig":
+    def with_env(self, env: Mapping[str, str] | None = None) -> VaultConfig:
         """What pseidon.edn left unset, from VAULT_ADDR, VAULT_NAMESPACE, VAULT_CACERT and, unless the file names a
         token or an AppRole, VAULT_TOKEN (else VAULT_ROLE_ID/VAULT_SECRET_ID)."""
         environ: Mapping[str, str] = os.environ if env is None else env
@@ -368,4 +369,5 @@ def resolver_for(vault: VaultConfig | None, env: Mapping[str, str] | None = None
 
 
 __all__ = ["VAULT_PREFIX", "SecretError", "Secret", "SecretMap", "Reference", "is_reference", "is_secret_key",
-           "VaultConfig", "parse_reference", "resolver_for", "check_row_reference", "resolve_row_reference", "clear_cache"]
+           "VaultConfig", "parse_reference", "resolver_for", "check_row_reference", "resolve_row_reference",
+           "clear_cache"]

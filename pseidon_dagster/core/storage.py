@@ -86,7 +86,7 @@ class Storage:
         self.prefix = prefix  # scheme://authority of a remote filesystem, so a path can be made a URI again
 
     @classmethod
-    def for_path(cls, path: str) -> tuple["Storage", str]:
+    def for_path(cls, path: str) -> tuple[Storage, str]:
         """The filesystem for PATH and PATH as that filesystem names it."""
         if "://" in path and not path.startswith("file://"):
             fs, p = pafs.FileSystem.from_uri(path)

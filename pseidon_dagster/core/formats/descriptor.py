@@ -13,7 +13,7 @@ when `pseidon_logs` is read rather than once per message.
 from __future__ import annotations
 
 import dataclasses
-from typing import Collection
+from collections.abc import Collection
 
 
 class DescriptorError(ValueError):

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from .avro import AvroSpec, AvroTxtParser
 from .descriptor import Descriptor, DescriptorError, split_descriptor

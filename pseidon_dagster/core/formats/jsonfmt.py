@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .descriptor import Descriptor, DescriptorError, MessageError, check_keys
 from .paths import MISSING, FieldPath
@@ -39,7 +40,7 @@ class JsonSpec:
     fields: tuple[FieldPath, ...] | None  # None = the whole object
 
     @classmethod
-    def from_descriptor(cls, d: Descriptor) -> "JsonSpec":
+    def from_descriptor(cls, d: Descriptor) -> JsonSpec:
         check_keys(d, KNOWN_PROPS)
         key, raw, mult = ts_property(d)
         i = as_int(raw)

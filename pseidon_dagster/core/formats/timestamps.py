@@ -19,7 +19,8 @@ import datetime as dt
 import decimal
 import math
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .descriptor import Descriptor, DescriptorError, MessageError
 

@@ -10,7 +10,7 @@ timestamp and the selected fields need, and the common cases never re-join field
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+from collections.abc import Callable
 
 from .descriptor import Descriptor, DescriptorError, MessageError, check_keys
 from .timestamps import clock, field_index, to_ms, ts_property
@@ -116,7 +116,7 @@ class TxtSpec:
     end: int
 
     @classmethod
-    def from_descriptor(cls, d: Descriptor) -> "TxtSpec":
+    def from_descriptor(cls, d: Descriptor) -> TxtSpec:
         check_keys(d, KNOWN_PROPS)
         sep = separator(d.get("sep"))
         key, raw, mult = ts_property(d)

@@ -9,8 +9,17 @@
 """
 from .client import HiveCatalog, describe_columns, same_location
 from .errors import CatalogError
-from .registration import (Registrar, catalog_for, create_table_for, hive_schema_for, partition_values,
-                           partitions_for, registrar_for, table_location, table_name_of)
+from .registration import (
+                           Registrar,
+                           catalog_for,
+                           create_table_for,
+                           hive_schema_for,
+                           partition_values,
+                           partitions_for,
+                           registrar_for,
+                           table_location,
+                           table_name_of,
+)
 from .sql import location_literal, partition_spec, split_table, storage_clause
 from .types import SchemaError, arrow_columns, arrow_to_hive, hive_type, load_schema_file, schema_from_columns
 from .url import HiveTarget, parse_hive_url, target_for

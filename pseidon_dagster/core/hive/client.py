@@ -6,12 +6,21 @@ import logging
 import posixpath
 import socket
 import time
-from typing import TYPE_CHECKING, Callable, Iterable, Sequence, TypeVar
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import urlsplit
 
 from .errors import CatalogError
-from .sql import (DEFAULT_DATABASE, create_table_sql, ident, location_literal, partition_clause, partition_spec,
-                  qualified, split_table)
+from .sql import (
+    DEFAULT_DATABASE,
+    create_table_sql,
+    ident,
+    location_literal,
+    partition_clause,
+    partition_spec,
+    qualified,
+    split_table,
+)
 from .url import HiveTarget
 
 if TYPE_CHECKING:

@@ -18,7 +18,8 @@ import logging
 import os
 import posixpath
 import re
-from typing import TYPE_CHECKING, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 

@@ -7,7 +7,8 @@ whole Hive type (types.column_type)."""
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from .. import paths
 from ..formats import parse_descriptor
@@ -100,7 +101,7 @@ def _sep_literal(sep: bytes) -> str:
     c = sep.decode("latin-1")
     if c.isprintable() and c not in "'\\\"`;$":  # '$' as an octal escape: no Hive variable substitution
         return f"'{c}'"
-    return "'\\%03o'" % ord(c)
+    return f"'\\{ord(c):03o}'"
 
 
 _ESCAPED = " ESCAPED BY '\\\\'"

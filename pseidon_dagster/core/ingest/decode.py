@@ -7,7 +7,7 @@ the run, which commits nothing.
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from ..formats import MessageError, RegistryUnavailable
 
@@ -26,11 +26,11 @@ class Decoder:
         self.rows = rows
 
     @classmethod
-    def for_text(cls, parser) -> "Decoder":
+    def for_text(cls, parser) -> Decoder:
         return cls(parser.line, rows=False)
 
     @classmethod
-    def for_rows(cls, parser, convert) -> "Decoder":
+    def for_rows(cls, parser, convert) -> Decoder:
         row = parser.row
 
         def parse(value: bytes):

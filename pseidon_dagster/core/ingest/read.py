@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import itertools
 import time
-from typing import Iterator, cast
+from collections.abc import Iterator
+from typing import cast
 
 from confluent_kafka import KafkaError, TopicPartition
 
 from ..kafka import KafkaSource, KafkaUnavailable
-
 
 PREFETCH_KB = 256 << 10  # what a run's consumer may queue ahead, shared by its partitions
 

@@ -14,7 +14,7 @@ has open at once stay within :max-open-files however its partitions interleave.
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+from collections.abc import Callable
 
 from ..model import FileInfo
 from .sink import HourFile, Sink

@@ -11,7 +11,8 @@ names, published by rename when their segment is cut.
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ..model import FileInfo
 from ..partitioning import FileName, partition_dir

@@ -60,7 +60,7 @@ class VectorDecoder:
 
     @classmethod
     def for_parser(cls, parser, parse, lo_ms: int, hi_ms: int, schema: pa.Schema | None = None,
-                   line_breaks: str = "quarantine") -> "VectorDecoder | None":
+                   line_breaks: str = "quarantine") -> VectorDecoder | None:
         """A vector decoder when the descriptor is one it handles exactly: `txt` keeping every field (msg absent),
         a one-byte separator and a timestamp field (not the clock); text outputs that do not escape line breaks."""
         if not isinstance(parser, TxtParser):

@@ -46,7 +46,7 @@ class Written:
     counts: Counts
     reasons: dict[str, int]
 
-    def add(self, other: "Written") -> None:
+    def add(self, other: Written) -> None:
         self.files += other.files
         self.counts.add(other.counts)
         for k, v in other.reasons.items():
@@ -91,7 +91,8 @@ def write_ranges(settings: Settings, spec: LogSpec, plan: Plan, schema, store: O
     else:
         decoder = Decoder.for_text(parser)
         codec = spec.output_format
-        data = Sink("data", params["data_root"], topic, spec.log_partition, spec.hourly, OUTPUT_FORMATS[codec].extension,
+        data = Sink("data", params["data_root"], topic, spec.log_partition, spec.hourly,
+                    OUTPUT_FORMATS[codec].extension,
                     lambda stream: open_text(stream, codec, w.gzip_level, w.zstd_level), lease.token, record,
                     fsync=w.fsync)
     quarantine = Sink("quarantine", params["quarantine_root"], topic, spec.log_partition, spec.hourly,

@@ -46,8 +46,10 @@ def prometheus_text(page: dict) -> bytes:
                           lambda e: e["freshness"]["limit-minutes"] * 60)
             yield per_log("pseidon_log_stale", "1 if the log has not landed data within its freshness limit",
                           lambda e: {"stale": 1, "fresh": 0}.get(e["freshness"]["state"]))
-            yield per_log("pseidon_last_hour_files", "Files published in the last hour", lambda e: e["last-hour"]["files"])
-            yield per_log("pseidon_last_hour_bytes", "Bytes published in the last hour", lambda e: e["last-hour"]["bytes"])
+            yield per_log("pseidon_last_hour_files", "Files published in the last hour",
+                          lambda e: e["last-hour"]["files"])
+            yield per_log("pseidon_last_hour_bytes", "Bytes published in the last hour",
+                          lambda e: e["last-hour"]["bytes"])
             mem = GaugeMetricFamily("pseidon_run_max_rss_bytes", "Peak RSS of the log's last committed run",
                                     labels=["log"])
             for lg, v in sorted(page["memory"]["runs"].items()):

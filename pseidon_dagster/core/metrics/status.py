@@ -51,7 +51,8 @@ def status_table(rows: list[dict], at_ms: int) -> str:
         if r.get("dagster"):
             run = {**run, "result": r["dagster"]["status"].lower()}
         f = r["freshness"]
-        fresh = f["state"] if f["age-minutes"] is None else f"{f['state']} {f['age-minutes']:.0f}m/{f['limit-minutes']}m"
+        fresh = (f["state"] if f["age-minutes"] is None
+                 else f"{f['state']} {f['age-minutes']:.0f}m/{f['limit-minutes']}m")
         err = r["last-error"]
         out.append([
             r["log"], "yes" if r["enabled"] else "no", r["group"] or "-",
