@@ -155,8 +155,9 @@ def decide(m: LogLag, settings: Settings, now_ms: int, waiting_since_ms: int | N
     when the waiting messages of one Kafka partition make a file's worth of bytes (:sensor-min-bytes, default :writer
     :rollover-size, at the average size of the log's last run; a file holds one partition's messages of an hour), or
     when the oldest of them has waited :sensor-max-wait-ms (default the :writer rollover timeout), whichever comes
-    first; or at :sensor-min-lag waiting messages when that is set (the demo: at once). Also to pin the start offsets of a new log. The wait is counted from the first tick that saw
-    the messages, never earlier than the plan of the last commit (they arrived after it)."""
+    first; or at :sensor-min-lag waiting messages when that is set (the demo: at once). Also to pin the start
+    offsets of a new log. The wait is counted from the first tick that saw the messages, never earlier than the plan
+    of the last commit (they arrived after it)."""
     if m.beyond:
         return Decision(False, f"stored offsets of partitions {m.beyond} are beyond Kafka's high watermark (topic "
                                f"re-created?); fix with `pseidon-dagster offsets reset {m.log}`")
