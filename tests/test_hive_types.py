@@ -54,3 +54,14 @@ def test_schema_files_are_checked_whole_and_name_the_column(tmp_path):
         load_schema_file(str(tmp_path), "clicks")
     with pytest.raises(SchemaError, match="twice"):
         schema_from_columns([("a", "int"), ("A", "string")])
+
+
+def test_the_example_schema_file_the_readme_points_to_loads():
+    from pathlib import Path
+
+    from pseidon_dagster.core.hive import load_schema_file
+
+    conf = Path(__file__).resolve().parent.parent / "conf" / "schemas"
+    schema = load_schema_file(str(conf), "example-orders")
+    assert schema is not None and schema.names == ["ts", "order_id", "customer", "amount", "items", "paid"]
+    assert str(schema.field("amount").type) == "decimal128(10, 2)"
