@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]  # the checkout: pseidon_dagster/devstack/demo.py
 HOUR_MS = 3_600_000
 
 SAMPLE_LOGS = [
