@@ -135,3 +135,41 @@ def test_secrets_never_appear_in_settings_repr():
                       "redis-conf": {"host": "127.0.0.1:6379", "password": "redispw"}})
     assert "hunter2" in s.etl_db_url
     assert "hunter2" not in repr(s) and "redispw" not in repr(s)
+
+
+def test_avro_schema_registry_config_holds_the_registry_clients_tls_and_auth_settings():
+    conf = {"basic.auth.user.info": "etl:pw-1234", "ssl.ca.location": "/etc/ca.pem",
+            "ssl.certificate.location": "/etc/c.pem", "ssl.key.location": "/etc/k.pem", "ssl.key.password": "kpw-5678",
+            "proxy": "http://proxy:3128"}
+    s = from_mapping({"avro-schema-registry-config": conf})
+    assert s.avro_schema_registry_config == conf
+    assert "pw-1234" not in repr(s) and "kpw-5678" not in repr(s)
+    assert "'/etc/ca.pem'" in repr(s.avro_schema_registry_config)
+    assert from_mapping({}).avro_schema_registry_config == {}
+
+
+@pytest.mark.parametrize("raw, message", [
+    ({"avro-schema-registry-config": {"url": "http://r:8081"}},
+     ":avro-schema-registry-config 'url' cannot be set: the URL is :avro-schema-registry-url"),
+    ({"avro-schema-registry-config": {"max.retries": 9}}, ":avro-schema-registry-config 'max.retries' cannot be set"),
+    ({"avro-schema-registry-config": {"timeout": 9}}, ":avro-schema-registry-config 'timeout' cannot be set"),
+    ({"avro-schema-registry-config": {"ssl.ca.locaton": "x"}},
+     ":avro-schema-registry-config 'ssl.ca.locaton' is not a schema registry client setting"),
+    ({"avro-schema-registry-config": {"ssl.ca.location": False}},
+     ":avro-schema-registry-config 'ssl.ca.location' must be a non-empty string"),
+    ({"avro-schema-registry-config": {"basic.auth.user.info": "no-colon"}},
+     ":avro-schema-registry-config 'basic.auth.user.info' must be user:password"),
+    ({"avro-schema-registry-config": ["x"]}, ":avro-schema-registry-config must be a dict"),
+    ({"avro-schema-registry-url": "http://etl:pw-1234@r:8081",
+      "avro-schema-registry-config": {"basic.auth.user.info": "etl:pw-1234"}},
+     ":avro-schema-registry-config 'basic.auth.user.info' cannot be set when the registry URL has user-info"),
+    ({"avro-schema-registry-url": "etl:pw-1234@r",  # no scheme: normalised first
+      "avro-schema-registry-config": {"basic.auth.user.info": "etl:pw-1234"}},
+     ":avro-schema-registry-config 'basic.auth.user.info' cannot be set when the registry URL has user-info"),
+    ({"avro-schema-registry-config": {"ssl.key.location": "/etc/k.pem"}},
+     ":avro-schema-registry-config 'ssl.key.location' needs 'ssl.certificate.location'"),
+])
+def test_bad_avro_schema_registry_config_names_the_key(raw, message):
+    with pytest.raises(ConfigError) as e:
+        from_mapping(raw)
+    assert message in str(e.value) and "pw-1234" not in str(e.value)

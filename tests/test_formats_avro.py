@@ -2,16 +2,24 @@
 
 There is no Confluent Schema Registry server to install here, so these tests run a small stand-in: an `http.server`
 in a thread on 127.0.0.1 (ephemeral port) that serves `GET /schemas/ids/{id}` -> `{"schema": "<json>"}` like the
-real registry (404 with error_code 40403 for an unknown id), and can be told to answer 5xx or to go away.
+real registry (404 with error_code 40403 for an unknown id), and can be told to answer 5xx or to go away, to
+require HTTP basic auth (401 otherwise, like a registry with basic authentication), or to speak TLS (a self-signed
+certificate made here, optionally requiring a client certificate).
 """
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import io
 import json
+import multiprocessing
 import socket
+import ssl
 import threading
+import time
+import traceback
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import quote
 
 import fastavro
 import pytest
@@ -42,21 +50,35 @@ STRING_SCHEMA = "string"
 
 
 class FakeRegistry:
-    """`GET /schemas/ids/{id}` from a dict; `status` forces an HTTP status for every request."""
+    """`GET /schemas/ids/{id}` from a dict; `status` forces an HTTP status for every request. With AUTH (user,
+    password) a request without those basic-auth credentials gets 401. With TLS (certificate file, key file[, CA file
+    of client certificates]) it speaks HTTPS (and requires a client certificate when the CA file is given)."""
 
-    def __init__(self, schemas: dict[int, object] | None = None):
+    def __init__(self, schemas: dict[int, object] | None = None, *, auth: tuple[str, str] | None = None,
+                 tls: tuple[str, ...] | None = None, keep_alive: bool = False):
         self.schemas = {i: json.dumps(s) for i, s in (schemas or {}).items()}
         self.raw: dict[int, str] = {}  # id -> raw response body (for malformed answers)
         self.status: int | None = None
         self.hits = 0
+        self.authorizations: list[str | None] = []  # the Authorization header of every request
+        self.peers: list[tuple[str, int]] = []  # the client address of every request
+        want = None if auth is None else "Basic " + base64.b64encode(":".join(auth).encode()).decode()
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
+            if keep_alive:  # HTTP/1.1 like a real registry; headers and body in one segment (no delayed-ACK stall)
+                protocol_version = "HTTP/1.1"
+                disable_nagle_algorithm = True
+
             def do_GET(self):  # noqa: N802 - http.server API
                 outer.hits += 1
+                outer.authorizations.append(self.headers.get("Authorization"))
+                outer.peers.append(self.client_address)
                 parts = self.path.strip("/").split("/")
                 code, body = 404, {"error_code": 40401, "message": "HTTP 404 Not Found"}
-                if outer.status is not None:
+                if want is not None and self.headers.get("Authorization") != want:
+                    code, body = 401, {"error_code": 401, "message": "Unauthorized"}
+                elif outer.status is not None:
                     code, body = outer.status, {"error_code": outer.status * 100, "message": "forced"}
                 elif len(parts) == 3 and parts[:2] == ["schemas", "ids"] and parts[2].isdigit():
                     sid = int(parts[2])
@@ -78,7 +100,16 @@ class FakeRegistry:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        scheme = "http"
+        if tls is not None:
+            ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            ctx.load_cert_chain(tls[0], tls[1])
+            if len(tls) > 2:
+                ctx.verify_mode = ssl.CERT_REQUIRED
+                ctx.load_verify_locations(tls[2])
+            self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
+            scheme = "https"
+        self.url = f"{scheme}://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, args=(0.02,), daemon=True)
         self.thread.start()
 
@@ -319,3 +350,216 @@ def test_descriptor_errors():
                  "avro-txt:ts=0;sep=tab", "avro-txt:ts=9x"):
         with pytest.raises(DescriptorError):
             build_parser(desc, schema_registry_url="http://127.0.0.1:1")
+
+
+# --- credentials, TLS, timeouts, forked workers -------------------------------------------------------------------
+
+PASSWORD = "s3cr%t-p@ss:w/rd-" + "7f3a9c"  # percent, at, colon and slash: all must survive the URL's user-info
+
+
+def basic(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+def shown(*objects) -> str:
+    """Everything an object or error shows: repr, str, and for an error its formatted traceback."""
+    out = []
+    for o in objects:
+        out += [repr(o), str(o)]
+        if isinstance(o, BaseException):
+            out.append("".join(traceback.format_exception(o)))
+    return "\n".join(out)
+
+
+def with_user_info(url: str, user: str, password: str) -> str:
+    scheme, rest = url.split("://")
+    return f"{scheme}://{quote(user, safe='')}:{quote(password, safe='')}@{rest}"
+
+
+def test_no_credentials_are_sent_when_none_are_given(registry):
+    parser("avro-txt:ts=0;msg=1", registry).line(encode(LINE_SCHEMA, {"timestamp": T, "line": "x"}, 1))
+    assert registry.authorizations == [None]
+
+
+def test_basic_auth_from_the_url_user_info_reaches_the_registry():
+    r = FakeRegistry({1: LINE_SCHEMA}, auth=("etl", PASSWORD))
+    try:
+        p = build_parser("avro-txt:ts=0;msg=1", schema_registry_url=with_user_info(r.url, "etl", PASSWORD))
+        assert p.line(encode(LINE_SCHEMA, {"timestamp": T, "line": "x"}, 1)) == (T, b"x\n")
+        assert r.authorizations == [basic("etl", PASSWORD)]  # percent-decoded, sent as basic auth
+        assert PASSWORD not in shown(p, p.registry) and quote(PASSWORD, safe="") not in shown(p, p.registry)
+    finally:
+        r.close()
+
+
+def test_basic_auth_from_the_registry_config_reaches_the_registry():
+    r = FakeRegistry({1: LINE_SCHEMA}, auth=("etl", PASSWORD))
+    try:
+        p = build_parser("avro-txt:ts=0;msg=1", schema_registry_url=r.url,
+                         schema_registry_config={"basic.auth.user.info": f"etl:{PASSWORD}"})
+        assert p.line(encode(LINE_SCHEMA, {"timestamp": T, "line": "x"}, 1)) == (T, b"x\n")
+        assert r.authorizations == [basic("etl", PASSWORD)]
+        assert PASSWORD not in shown(p, p.registry)
+        # the same URL without the credentials is another client, which the registry refuses
+        with pytest.raises(RegistryUnavailable, match="HTTP 401"):
+            parser("avro-txt:ts=0;msg=1", r).line(encode(LINE_SCHEMA, {"timestamp": T, "line": "x"}, 1))
+    finally:
+        r.close()
+
+
+def test_wrong_credentials_fail_the_run_without_showing_them():
+    wrong = "wrong-" + PASSWORD
+    r = FakeRegistry({1: LINE_SCHEMA}, auth=("etl", PASSWORD))
+    try:
+        for url, conf in ((with_user_info(r.url, "etl", wrong), None),
+                          (r.url, {"basic.auth.user.info": f"etl:{wrong}"})):
+            p = build_parser("avro-txt:ts=0;msg=1", schema_registry_url=url, schema_registry_config=conf)
+            with pytest.raises(RegistryUnavailable, match="HTTP 401") as e:
+                p.line(encode(LINE_SCHEMA, {"timestamp": T, "line": "x"}, 1))
+            text = shown(e.value, p, p.registry)
+            assert wrong not in text and quote(wrong, safe="") not in text and "127.0.0.1" in text
+        assert r.hits == 2  # a 401 is not retried
+    finally:
+        r.close()
+
+
+def test_reasons_and_errors_never_show_the_url_credentials():
+    r = FakeRegistry({1: LINE_SCHEMA}, auth=("etl", PASSWORD))
+    url = with_user_info(r.url, "etl", PASSWORD)
+    secrets = (PASSWORD, quote(PASSWORD, safe=""))
+    try:
+        p = build_parser("avro-txt:ts=0;msg=1", schema_registry_url=url)
+        v = encode(LINE_SCHEMA, {"timestamp": T, "line": "x"}, 1)
+        with pytest.raises(MessageError, match=r"^unknown schema id: 256 is not in the registry at http://127") as e:
+            p.line(b"\x00\x00\x00\x01\x00" + v[5:])  # the reason is written into the quarantine files
+        errors = [e.value]
+        r.status = 503
+        with pytest.raises(RegistryUnavailable, match="HTTP 503") as e:
+            p.line(v)
+        errors.append(e.value)
+    finally:
+        r.close()
+    with pytest.raises(RegistryUnavailable, match="is unavailable") as e:  # gone: connection refused
+        p.line(v)
+    errors.append(e.value)
+    for bad in (f"http://etl:{PASSWORD}@registry:abc", f"etl:{PASSWORD}@registry:abc"):  # not percent-encoded
+        with pytest.raises(RegistryUnavailable, match="invalid") as e:
+            normalize_url(bad)
+        errors.append(e.value)
+    text = shown(*errors, p, p.registry)
+    assert not [s for s in secrets if s in text] and "7f3a9c" not in text
+
+
+def test_credentials_in_both_the_url_and_the_config_are_refused():
+    with pytest.raises(RegistryUnavailable, match="basic.auth.user.info") as e:
+        build_parser("avro-txt:ts=0;msg=1", schema_registry_url=with_user_info("http://127.0.0.1:1", "etl", PASSWORD),
+                     schema_registry_config={"basic.auth.user.info": f"etl:{PASSWORD}"})
+    assert "7f3a9c" not in shown(e.value)
+
+
+@pytest.mark.parametrize("key", ["url", "timeout", "max.retries", "retries.wait.ms", "cache.capacity", "nope"])
+def test_registry_config_keys_we_own_or_do_not_know_are_refused(key):
+    with pytest.raises(RegistryUnavailable, match=repr(key)):
+        build_parser("avro-txt:ts=0;msg=1", schema_registry_url="http://127.0.0.1:1",
+                     schema_registry_config={key: "1"})
+
+
+def test_a_registry_that_accepts_but_never_answers_fails_within_the_timeouts(monkeypatch):
+    monkeypatch.setattr(registry_mod, "TIMEOUT_S", (0.3, 0.3))
+    with socket.socket() as s:  # the kernel completes the connections; nobody ever reads or answers
+        s.bind(("127.0.0.1", 0))
+        s.listen(8)
+        p = build_parser("avro-txt:ts=0;msg=1", schema_registry_url=f"http://127.0.0.1:{s.getsockname()[1]}")
+        t0 = time.monotonic()
+        with pytest.raises(RegistryUnavailable, match="is unavailable .*3 attempts to read schema id 1.*Timeout"):
+            p.line(encode(LINE_SCHEMA, {"timestamp": T, "line": "x"}, 1))
+        assert 0.8 < time.monotonic() - t0 < 5  # three read timeouts of 0.3 s and two short back-offs
+
+
+@pytest.fixture(scope="module")
+def tls_files(tmp_path_factory):
+    """A self-signed certificate for 127.0.0.1 (it is its own CA) and its key, as PEM files."""
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(hours=1))
+            .not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+            .sign(key, hashes.SHA256()))
+    d = tmp_path_factory.mktemp("tls")
+    (d / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (d / "key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                  serialization.NoEncryption()))
+    return str(d / "cert.pem"), str(d / "key.pem")
+
+
+def test_a_tls_registry_is_read_with_its_ca_and_refused_without_it(tls_files, monkeypatch):
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    cert, key = tls_files
+    r = FakeRegistry({1: LINE_SCHEMA}, tls=(cert, key))
+    v = encode(LINE_SCHEMA, {"timestamp": T, "line": "x"}, 1)
+    try:
+        assert r.url.startswith("https://")
+        with pytest.raises(RegistryUnavailable, match="(?i)certificate verify failed"):
+            build_parser("avro-txt:ts=0;msg=1", schema_registry_url=r.url).line(v)
+        p = build_parser("avro-txt:ts=0;msg=1", schema_registry_url=r.url,
+                         schema_registry_config={"ssl.ca.location": cert})
+        assert p.line(v) == (T, b"x\n")
+    finally:
+        r.close()
+
+
+def test_a_registry_requiring_a_client_certificate(tls_files, monkeypatch):
+    cert, key = tls_files
+    r = FakeRegistry({1: LINE_SCHEMA}, tls=(cert, key, cert))  # the client's certificate must be signed by `cert`
+    v = encode(LINE_SCHEMA, {"timestamp": T, "line": "x"}, 1)
+    try:
+        with pytest.raises(RegistryUnavailable, match="is unavailable"):
+            build_parser("avro-txt:ts=0;msg=1", schema_registry_url=r.url,
+                         schema_registry_config={"ssl.ca.location": cert}).line(v)
+        p = build_parser("avro-txt:ts=0;msg=1", schema_registry_url=r.url, schema_registry_config={
+            "ssl.ca.location": cert, "ssl.certificate.location": cert, "ssl.key.location": key})
+        assert p.line(v) == (T, b"x\n")
+    finally:
+        r.close()
+
+
+def _line_in_child(p, values, conn):
+    try:
+        conn.send([p.line(v) for v in values])
+    except BaseException as e:  # noqa: BLE001 - reported to the test
+        conn.send(repr(e))
+    finally:
+        conn.close()
+
+
+def test_a_forked_worker_keeps_the_cache_and_opens_its_own_connection():
+    """The ingest's workers are forked: a child must not write on the parent's kept-alive registry connection."""
+    r = FakeRegistry({1: LINE_SCHEMA, 2: LINE_SCHEMA, 3: LINE_SCHEMA}, keep_alive=True)
+    v1, v2, v3 = (encode(LINE_SCHEMA, {"timestamp": T, "line": str(i)}, i) for i in (1, 2, 3))
+    try:
+        p = parser("avro-txt:ts=0;msg=1", r)
+        assert p.line(v1) == (T, b"1\n")
+        ctx = multiprocessing.get_context("fork")
+        recv, send = ctx.Pipe(duplex=False)
+        child = ctx.Process(target=_line_in_child, args=(p, [v1, v2], send))
+        child.start()
+        send.close()
+        assert recv.recv() == [(T, b"1\n"), (T, b"2\n")]
+        child.join(10)
+        assert r.hits == 2  # the child had id 1 from the parent's cache and fetched id 2 itself...
+        assert r.peers[1] != r.peers[0]  # ...on a connection of its own
+        assert p.line(v3) == (T, b"3\n")  # the parent still reads on its kept-alive connection
+        assert r.peers[2] == r.peers[0]
+    finally:
+        r.close()

@@ -13,7 +13,7 @@ from pseidon_dagster.core.secrets import SecretError, resolver_for
 
 SECRETS = {name: f"{name}-{uuid.uuid4().hex[:12]}" for name in (
     "db_pwd", "redis_pwd", "vault_token", "vault_secret_id", "vault_role_id", "sasl_password", "jaas",
-    "ssl_key_password", "registry_pwd", "hive_pwd", "url_db_pwd")}
+    "ssl_key_password", "registry_pwd", "registry_auth_pwd", "registry_key_pwd", "hive_pwd", "url_db_pwd")}
 
 
 def _everything(*objects) -> str:
@@ -92,3 +92,29 @@ def test_errors_about_rows_with_secrets_do_not_show_them(tmp_path):
             validate_row(row, settings)
         errors.append(e.value)
     _assert_clean(_everything(*errors))
+
+
+def test_the_schema_registry_client_and_its_errors_mask_the_credentials():
+    """From the URL's user-info or from :avro-schema-registry-config: never in a repr, a reason or an error."""
+    from pseidon_dagster.core.formats import MessageError, RegistryUnavailable, build_parser
+
+    s = SECRETS
+    by_url = _settings()
+    by_conf = config_mod.from_mapping({
+        "avro-schema-registry-url": "http://127.0.0.1:1",
+        "avro-schema-registry-config": {"basic.auth.user.info": f"etl:{s['registry_auth_pwd']}",
+                                        "ssl.certificate.location": "/etc/pseidon/registry-client.pem",
+                                        "ssl.key.password": s["registry_key_pwd"]}})
+    shown = [by_conf, by_conf.avro_schema_registry_config]
+    for settings in (by_url, by_conf):
+        p = build_parser("avro-txt:ts=0;msg=1", schema_registry_url=settings.avro_schema_registry_url,
+                         schema_registry_config=settings.avro_schema_registry_config)
+        shown += [p, p.registry]
+    p = build_parser("avro-txt:ts=0;msg=1", schema_registry_url=by_url.avro_schema_registry_url.replace(":8081", ":1"))
+    with pytest.raises(RegistryUnavailable) as e:  # nothing listens on port 1
+        p.line(b"\x00\x00\x00\x00\x01\x02")
+    shown += [e.value, p.registry]
+    with pytest.raises(MessageError) as e:
+        p.line(b"\x01")
+    shown.append(e.value)
+    _assert_clean(_everything(*shown))

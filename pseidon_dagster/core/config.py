@@ -110,6 +110,8 @@ class Settings:
     writer: WriterSettings = WriterSettings()
     hive: HivePartitionSettings = HivePartitionSettings()
     avro_schema_registry_url: str = dataclasses.field(default="http://localhost:8081", repr=False)  # may hold user:pw@
+    # SchemaRegistryClient settings (basic auth, TLS, proxy); repr masks basic.auth.user.info and ssl.key.password
+    avro_schema_registry_config: dict[str, str] = dataclasses.field(default_factory=SecretMap)
     schema_dir: str = "conf/schemas"
     vault: VaultConfig = VaultConfig()  # repr shows no token, secret-id or role-id
     retention_hours: int | None = None  # unset: keep every hour (a pseidon_logs retention_hours overrides per log)
@@ -286,6 +288,15 @@ def kafka_config(value: Any, name: str) -> SecretMap:
     return conf
 
 
+def registry_config(value: Any, name: str) -> SecretMap:
+    from .formats.registry import check_config
+
+    try:
+        return SecretMap(check_config(_typed(value, name, dict)))
+    except ValueError as e:
+        raise ConfigError(f"{name} {e}") from None
+
+
 def redis_hosts(value: Any, name: str) -> tuple[tuple[str, int | None], ...]:
     """"host:port" or a vector of them; a host without a port gets :port (see _redis)."""
     out = []
@@ -363,6 +374,16 @@ def db_url(host: str, user: str | None, pwd: str | None) -> str:
 
 
 def _root_finish(fields: dict[str, Any]) -> dict[str, Any]:
+    if "basic.auth.user.info" in fields.get("avro_schema_registry_config", {}):  # and user-info in the URL too?
+        from .formats.registry import RegistryUnavailable, check_config, normalize_url
+
+        try:
+            check_config(fields["avro_schema_registry_config"],
+                         normalize_url(fields.get("avro_schema_registry_url")))
+        except ValueError as e:
+            raise ConfigError(f":avro-schema-registry-config {e}") from None
+        except RegistryUnavailable:
+            pass  # an invalid URL fails the runs of avro-txt logs, saying why
     if "etl_db_url" in fields:
         fields["etl_db_url"] = db_url(fields["etl_db_url"], fields.get("etl_db_user"), fields.get("etl_db_pwd"))
     elif "etl_db_user" in fields or "etl_db_pwd" in fields:
@@ -568,7 +589,12 @@ KEYS = (
         "overrides it per log)", shown="unset: all"),
     Key("quarantine-retention-hours", "quarantine_retention_hours", integer(1), help="hours of quarantine files "
         "each log keeps (a `quarantine_retention_hours` column overrides it per log)", shown="unset: all"),
-    Key("avro-schema-registry-url", "avro_schema_registry_url", text, "http://localhost:8081", "for `avro-txt` logs"),
+    Key("avro-schema-registry-url", "avro_schema_registry_url", text, "http://localhost:8081",
+        "the Confluent Schema Registry of `avro-txt` logs; `user:password@` in it is sent as basic auth"),
+    Key("avro-schema-registry-config", "avro_schema_registry_config", registry_config, {},
+        "settings of the registry client: `basic.auth.user.info` (`\"user:password\"`), `ssl.ca.location`, "
+        "`ssl.certificate.location`, `ssl.key.location`, `ssl.key.password`, `proxy` — see "
+        "[docs/formats.md](docs/formats.md#the-schema-registry)"),
     Key("schema-dir", "schema_dir", text, "conf/schemas", "Parquet schemas `<log>.json` for logs without a Hive table"),
     Key("vault", "vault", VAULT, help="Vault address and auth for `vault:` references; an unset key comes from the "
         "environment — [docs/hive-vault.md](docs/hive-vault.md)", shown="as below"),

@@ -381,7 +381,8 @@ class Rebuilder(HourRewriter):
     # read and write ---------------------------------------------------------------------------------------------------
     def _read_window(self, window, ranges, tilings, selected, reports, dry_run: bool, token: int) -> None:
         s, spec = self.settings, self.spec
-        parser = build_parser(spec.format, schema_registry_url=s.avro_schema_registry_url)
+        parser = build_parser(spec.format, schema_registry_url=s.avro_schema_registry_url,
+                              schema_registry_config=s.avro_schema_registry_config)
         rows = spec.output_format == "parquet"
         w = s.writer
         schema = parquet_schema(s, spec) if rows else None

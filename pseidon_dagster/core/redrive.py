@@ -125,7 +125,8 @@ class Redriver:
 
     def _run(self, lease: Lease, first_hour, end_hour) -> RedriveResult:
         s, spec = self.settings, self.spec
-        parser = build_parser(spec.format, schema_registry_url=s.avro_schema_registry_url)
+        parser = build_parser(spec.format, schema_registry_url=s.avro_schema_registry_url,
+                              schema_registry_config=s.avro_schema_registry_config)
         rows = spec.output_format == "parquet"
         schema = parquet_schema(s, spec) if rows else None
         convert = RowConverter(schema) if rows else None

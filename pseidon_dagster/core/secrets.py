@@ -47,7 +47,7 @@ log = logging.getLogger(__name__)
 VAULT_PREFIX = "vault:"
 DEFAULT_TIMEOUT_MS = 10_000
 DEFAULT_CACHE_TTL_MS = 300_000
-_SECRET_KEY = re.compile(r"(?i)pass|pwd|secret|token|key|jaas|credential|role.?id|oauthbearer\.config")
+_SECRET_KEY = re.compile(r"(?i)pass|pwd|secret|token|key|jaas|credential|role.?id|oauthbearer\.config|user.?info")
 
 
 class SecretError(RuntimeError):

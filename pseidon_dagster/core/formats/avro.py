@@ -1,7 +1,8 @@
 """`avro-txt`: Confluent wire-format Avro (magic byte 0, 4-byte big-endian schema id, Avro binary), e.g.
 `avro-txt:ts=0;msg=1` (the original's example) or `avro-txt:ts_sec=meta.time`.
 
-- Writer schemas come from the schema registry (registry.py), cached per id.
+- Writer schemas come from the schema registry (registry.py: Confluent's client, with basic auth and TLS from
+  :avro-schema-registry-url and :avro-schema-registry-config), cached per id.
 - `ts` / `ts_ms` / `ts_sec`: a record field by index (schema field order) or by name / dotted path into nested
   records; a negative index uses the clock. Values convert like every format's (timestamps.py); Avro logical types
   (`timestamp-millis`, `timestamp-micros`, `date`) arrive as dates and convert to their instant.
@@ -21,7 +22,7 @@ import io
 import json
 import re
 import uuid
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from .descriptor import Descriptor, DescriptorError, MessageError, check_keys
 from .paths import MISSING, FieldPath
@@ -147,13 +148,13 @@ class AvroTxtParser:
     type = "avro-txt"
 
     def __init__(self, d: Descriptor, *, schema_registry_url: str | None = None,
-                 now_ms: Callable[[], int] | None = None):
+                 schema_registry_config: Mapping[str, Any] | None = None, now_ms: Callable[[], int] | None = None):
         import fastavro
 
         self.descriptor = d
         self.spec = AvroSpec.from_descriptor(d)
         self.now_ms = clock(now_ms)
-        self.registry = client_for(schema_registry_url)
+        self.registry = client_for(schema_registry_url, schema_registry_config)
         self._read = fastavro.schemaless_reader
 
     def decode(self, value: bytes) -> tuple[WriterSchema, Any]:

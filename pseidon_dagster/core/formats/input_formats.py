@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from .avro import AvroSpec, AvroTxtParser
@@ -25,12 +25,13 @@ class InputFormat:
 
     name: str
     spec: Callable[[Descriptor], Any]  # descriptor -> the type's compiled settings; raises DescriptorError
-    parser: Callable[..., Parser]  # (descriptor, *, schema_registry_url, now_ms) -> Parser
+    parser: Callable[..., Parser]  # (descriptor, *, schema_registry_url, schema_registry_config, now_ms) -> Parser
 
 
 def _no_registry(parser_class) -> Callable[..., Parser]:
     """The parser factory of a type that reads no schema registry."""
-    return lambda d, *, schema_registry_url=None, now_ms=None: parser_class(d, now_ms=now_ms)
+    return lambda d, *, schema_registry_url=None, schema_registry_config=None, now_ms=None: parser_class(
+        d, now_ms=now_ms)
 
 
 INPUT_FORMATS: dict[str, InputFormat] = {f.name: f for f in (
@@ -56,11 +57,14 @@ def parse_descriptor(text: str | bytes | None) -> Descriptor:
 
 
 def build_parser(descriptor: str | Descriptor, *, schema_registry_url: str | None = None,
+                 schema_registry_config: Mapping[str, Any] | None = None,
                  now_ms: Callable[[], int] | None = None) -> Parser:
     """A parser for one descriptor. Raises DescriptorError for any invalid descriptor; never contacts the network
-    (avro-txt reads the schema registry per unseen schema id, when messages arrive).
+    (avro-txt reads the schema registry per unseen schema id, when messages arrive). schema_registry_config:
+    :avro-schema-registry-config (basic auth, TLS, proxy of the registry client).
 
     now_ms is the clock of `ts=-1` (default: the wall clock); the ingest passes the plan's creation time so that a
     replayed plan gives the same hours."""
     d = descriptor if isinstance(descriptor, Descriptor) else parse_descriptor(descriptor)
-    return input_format(d.type).parser(d, schema_registry_url=schema_registry_url, now_ms=now_ms)
+    return input_format(d.type).parser(d, schema_registry_url=schema_registry_url,
+                                       schema_registry_config=schema_registry_config, now_ms=now_ms)

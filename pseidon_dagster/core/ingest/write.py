@@ -74,7 +74,8 @@ def write_ranges(settings: Settings, spec: LogSpec, plan: Plan, schema, store: O
                  lease: Lease, partitions: list[int], progress=None) -> Written:
     """Read PARTITIONS of the plan and write their files; every file published, nothing committed."""
     s, params = settings, plan.params
-    parser = build_parser(spec.format, schema_registry_url=s.avro_schema_registry_url, now_ms=lambda: plan.created_ms)
+    parser = build_parser(spec.format, schema_registry_url=s.avro_schema_registry_url,
+                          schema_registry_config=s.avro_schema_registry_config, now_ms=lambda: plan.created_ms)
     rows = schema is not None
     w = s.writer
     topic = spec.topic
