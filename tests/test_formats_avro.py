@@ -177,9 +177,9 @@ def test_whole_record_as_compact_json_when_msg_is_absent(registry):
         assert (ts, line) == (T, b'{"timestamp":1494421200000,"line":"\xc3\xa9\\n"}\n')
     ts, line = parser("avro-txt:ts=id", registry).line(encode(RICH_SCHEMA, rich(), 2))
     assert ts == 7 and line.count(b"\n") == 1
-    assert json.loads(line) == {"id": 7, "when": "2017-05-10T13:00:00+00:00", "meta": {"time": 1494421200, "host": "h1"},
-                                "raw": "\u0000\u00ffa", "tags": ["a", "b"], "attrs": {"x": 1.5}, "ok": True,
-                                "day": "2017-05-10", "text": "multi\nline\n"}
+    assert json.loads(line) == {"id": 7, "when": "2017-05-10T13:00:00+00:00",
+                                "meta": {"time": 1494421200, "host": "h1"}, "raw": "\u0000\u00ffa", "tags": ["a", "b"],
+                                "attrs": {"x": 1.5}, "ok": True, "day": "2017-05-10", "text": "multi\nline\n"}
 
 
 @pytest.mark.parametrize("desc, want", [

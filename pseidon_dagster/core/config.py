@@ -17,8 +17,9 @@ import difflib
 import logging
 import os
 import re
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from . import edn, paths
 from .secrets import SecretMap, VaultConfig, is_reference, parse_reference, resolver_for
@@ -398,12 +399,12 @@ class Section:
     """A map of keys. Its parsed fields make a CLS; without one they go into the parent's field of the map's key
     (:alerts :webhook -> ops.alert_webhook). FINISH adjusts the fields first (keys that depend on each other)."""
 
-    keys: tuple["Key", ...]
+    keys: tuple[Key, ...]
     cls: type | None = None
     finish: Callable[[dict[str, Any]], dict[str, Any]] | None = None
     first: tuple[str, ...] = ()  # keys parsed before the others (those that secret references depend on)
 
-    def key(self, name: str) -> "Key | None":
+    def key(self, name: str) -> Key | None:
         return next((k for k in self.keys if k.name == name), None)
 
 
@@ -601,7 +602,8 @@ KEYS = (
     Key("sensor-min-lag", "sensor_min_lag", integer(1), help="a log with at least this many messages waiting gets a "
         "run at the next tick (the demo sets 1); unset: timed batches, by bytes and by time", shown="unset"),
     Key("sensor-min-bytes", "sensor_min_bytes", integer(1), help="a log whose waiting messages in one Kafka "
-        "partition make about this many bytes (at the size of its last run's messages) gets a run at the next tick", shown="`:writer :rollover-size`"),
+        "partition make about this many bytes (at the size of its last run's messages) gets a run at the next tick",
+        shown="`:writer :rollover-size`"),
     Key("sensor-max-wait-ms", "sensor_max_wait_ms", integer(0), help="a log with any smaller lag gets a run after "
         "waiting this long", shown="the rollover timeout"),
     Key("sensor-retry-backoff-ms", "sensor_retry_backoff_ms", integer(0), 60_000,

@@ -22,7 +22,8 @@ import io
 import json
 import re
 import uuid
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from .descriptor import Descriptor, DescriptorError, MessageError, check_keys
 from .paths import MISSING, FieldPath
@@ -86,7 +87,7 @@ class FieldRef:
     path: FieldPath | None = None
 
     @classmethod
-    def parse(cls, key: str, raw: str, d: Descriptor) -> "FieldRef | None":
+    def parse(cls, key: str, raw: str, d: Descriptor) -> FieldRef | None:
         """None for a negative index (the clock for ts, the whole record for msg)."""
         i = as_int(raw)
         if i is not None:
@@ -107,6 +108,7 @@ class FieldRef:
         """(field name, value); raises MessageError naming the field when the record has no such field."""
         what = "missing field" if self.prop == "msg" else "missing timestamp"
         if self.path is None:
+            assert self.index is not None  # a FieldRef holds an index or a path (parse)
             if ws.fields is None:
                 raise MessageError(f"{what}: {self.prop}={self.index} needs a record, but schema id {ws.id} "
                                    f"is a {ws.kind}")
@@ -129,7 +131,7 @@ class AvroSpec:
     msg: FieldRef | None  # None = the whole record
 
     @classmethod
-    def from_descriptor(cls, d: Descriptor) -> "AvroSpec":
+    def from_descriptor(cls, d: Descriptor) -> AvroSpec:
         check_keys(d, KNOWN_PROPS)
         key, raw, mult = ts_property(d)
         ts = FieldRef.parse(key, raw, d)

@@ -31,7 +31,8 @@ import os
 import threading
 import time
 import urllib.parse
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from .descriptor import MessageError
 
