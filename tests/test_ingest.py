@@ -209,3 +209,20 @@ def test_replay_uses_the_planned_format_and_cut_rules_even_if_they_changed(
     assert {f.relative_to(root): f.read_bytes() for f in data_files(root)} == first
     lines = [line for lines in lines_by_hour_dir(root).values() for line in lines]
     assert len(lines) == len(set(lines)) == 500
+
+
+def test_a_run_reads_at_most_max_offsets_per_partition_and_the_next_goes_on(settings, log_table, kafka, store, group):
+    topic = kafka.topic(3)
+    spec = add_log(log_table, group, topic)
+    msgs = make_messages(900)  # 300 per partition
+    kafka.produce(topic, msgs)
+    capped = dataclasses.replace(settings, max_offsets_per_partition=120)
+
+    first = ingest(capped, spec, store)
+    assert first.offsets == {p: (0, 120) for p in range(3)} and first.read == 360
+    assert store.all_offsets(topic) == {p: 120 for p in range(3)}
+    while sum(store.all_offsets(topic).values()) < 900:
+        ingest(capped, spec, store)
+    assert store.all_offsets(topic) == {p: 300 for p in range(3)}
+    lines = [line for f in data_files(Path(settings.data_dir) / "lake") for line in read_lines(f)]
+    assert sorted(lines) == sorted(v for _, v in msgs)
