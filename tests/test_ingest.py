@@ -175,9 +175,16 @@ def test_bad_messages_go_to_quarantine_and_the_batch_survives(settings, log_tabl
     bad = [(0, b"not-a-number|bad"), (0, b"\xff\xfe|bin")]
     kafka.produce(topic, good[:25] + bad + good[25:] + [(0, None)])
 
+    before_h = int(dt.datetime.now(dt.timezone.utc).timestamp()) // 3600
     result = ingest(settings, spec, store)
+    after_h = int(dt.datetime.now(dt.timezone.utc).timestamp()) // 3600
 
     assert (result.read, result.written, result.quarantined, result.filtered) == (53, 50, 2, 1)
+    # quarantine is filed under the hour the run was planned (read), in the data layout
+    (qf,) = [f for f in result.files if f.kind == "quarantine"]
+    assert before_h <= qf.hour <= after_h
+    hour = dt.datetime.fromtimestamp(qf.hour * 3600, dt.timezone.utc)
+    assert f"/date={hour:%Y%m%d}/hour={hour:%Y%m%d%H}/" in qf.path
     assert result.read == result.written + result.quarantined + result.filtered
     q = [f for f in result.files if f.kind == "quarantine"]
     assert len(q) == 1 and q[0].records == 2
