@@ -139,6 +139,10 @@ def test_five_logs_at_once_run_side_by_side_within_the_run_queues_limits(tmp_pat
         kafka.produce(log, produced[log])
 
     stack = deployment(tmp_path, "one", settings)
+    # Each run holds for 8 s after planning, so runs the queue launched together overlap whatever the machine's
+    # load (the daemon launches queued runs one after another; on a busy machine a 1.5 s run could end before the
+    # next one started, and "side by side" would be a matter of timing).
+    stack.env["PSEIDON_FAILPOINTS"] = "after-plan=8"
     try:
         stack.start_daemon()
         wait_landed(settings, {log: store for log in logs}, [stack])
