@@ -17,7 +17,6 @@ import socket
 import ssl
 import threading
 import time
-import traceback
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import quote
 
@@ -27,6 +26,8 @@ import pytest
 from pseidon_dagster.core.formats import DescriptorError, MessageError, RegistryUnavailable, build_parser
 from pseidon_dagster.core.formats import registry as registry_mod
 from pseidon_dagster.core.formats.registry import client_for, normalize_url
+
+from .test_secret_reprs import everything_shown
 
 NOW = 1_700_000_000_123
 T = 1494421200000
@@ -361,14 +362,6 @@ def basic(user: str, password: str) -> str:
     return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 
 
-def shown(*objects) -> str:
-    """Everything an object or error shows: repr, str, and for an error its formatted traceback."""
-    out = []
-    for o in objects:
-        out += [repr(o), str(o)]
-        if isinstance(o, BaseException):
-            out.append("".join(traceback.format_exception(o)))
-    return "\n".join(out)
 
 
 def with_user_info(url: str, user: str, password: str) -> str:
@@ -387,7 +380,8 @@ def test_basic_auth_from_the_url_user_info_reaches_the_registry():
         p = build_parser("avro-txt:ts=0;msg=1", schema_registry_url=with_user_info(r.url, "etl", PASSWORD))
         assert p.line(encode(LINE_SCHEMA, {"timestamp": T, "line": "x"}, 1)) == (T, b"x\n")
         assert r.authorizations == [basic("etl", PASSWORD)]  # percent-decoded, sent as basic auth
-        assert PASSWORD not in shown(p, p.registry) and quote(PASSWORD, safe="") not in shown(p, p.registry)
+        text = everything_shown(p, p.registry)
+        assert PASSWORD not in text and quote(PASSWORD, safe="") not in text
     finally:
         r.close()
 
@@ -399,7 +393,7 @@ def test_basic_auth_from_the_registry_config_reaches_the_registry():
                          schema_registry_config={"basic.auth.user.info": f"etl:{PASSWORD}"})
         assert p.line(encode(LINE_SCHEMA, {"timestamp": T, "line": "x"}, 1)) == (T, b"x\n")
         assert r.authorizations == [basic("etl", PASSWORD)]
-        assert PASSWORD not in shown(p, p.registry)
+        assert PASSWORD not in everything_shown(p, p.registry)
         # the same URL without the credentials is another client, which the registry refuses
         with pytest.raises(RegistryUnavailable, match="HTTP 401"):
             parser("avro-txt:ts=0;msg=1", r).line(encode(LINE_SCHEMA, {"timestamp": T, "line": "x"}, 1))
@@ -416,7 +410,7 @@ def test_wrong_credentials_fail_the_run_without_showing_them():
             p = build_parser("avro-txt:ts=0;msg=1", schema_registry_url=url, schema_registry_config=conf)
             with pytest.raises(RegistryUnavailable, match="HTTP 401") as e:
                 p.line(encode(LINE_SCHEMA, {"timestamp": T, "line": "x"}, 1))
-            text = shown(e.value, p, p.registry)
+            text = everything_shown(e.value, p, p.registry)
             assert wrong not in text and quote(wrong, safe="") not in text and "127.0.0.1" in text
         assert r.hits == 2  # a 401 is not retried
     finally:
@@ -446,7 +440,7 @@ def test_reasons_and_errors_never_show_the_url_credentials():
         with pytest.raises(RegistryUnavailable, match="invalid") as e:
             normalize_url(bad)
         errors.append(e.value)
-    text = shown(*errors, p, p.registry)
+    text = everything_shown(*errors, p, p.registry)
     assert not [s for s in secrets if s in text] and "7f3a9c" not in text
 
 
@@ -454,7 +448,7 @@ def test_credentials_in_both_the_url_and_the_config_are_refused():
     with pytest.raises(RegistryUnavailable, match="basic.auth.user.info") as e:
         build_parser("avro-txt:ts=0;msg=1", schema_registry_url=with_user_info("http://127.0.0.1:1", "etl", PASSWORD),
                      schema_registry_config={"basic.auth.user.info": f"etl:{PASSWORD}"})
-    assert "7f3a9c" not in shown(e.value)
+    assert "7f3a9c" not in everything_shown(e.value)
 
 
 @pytest.mark.parametrize("key", ["url", "timeout", "max.retries", "retries.wait.ms", "cache.capacity", "nope"])

@@ -16,7 +16,8 @@ SECRETS = {name: f"{name}-{uuid.uuid4().hex[:12]}" for name in (
     "ssl_key_password", "registry_pwd", "registry_auth_pwd", "registry_key_pwd", "hive_pwd", "url_db_pwd")}
 
 
-def _everything(*objects) -> str:
+def everything_shown(*objects) -> str:
+    """Everything an object or error shows: repr, str, and for an error its formatted traceback."""
     out = []
     for o in objects:
         out += [repr(o), str(o)]
@@ -49,7 +50,7 @@ def test_settings_and_their_parts_mask_secrets():
     assert settings.etl_db_pwd == SECRETS["db_pwd"] and settings.redis.password == SECRETS["redis_pwd"]
     assert settings.kafka_config["sasl.password"] == SECRETS["sasl_password"]  # still usable as a plain dict
     assert settings.vault.token == SECRETS["vault_token"]
-    shown = _everything(settings, settings.redis, settings.kafka_config, settings.vault, settings.writer,
+    shown = everything_shown(settings, settings.redis, settings.kafka_config, settings.vault, settings.writer,
                         settings.hive, settings.vault.with_env({}), resolver_for(settings.vault, env={}))
     _assert_clean(shown)
     assert "'sasl.username': 'etl'" in shown and "addr='http://127.0.0.1:1'" in shown  # the rest is shown
@@ -57,13 +58,13 @@ def test_settings_and_their_parts_mask_secrets():
 
 def test_a_url_form_etl_db_host_is_masked():
     s = config_mod.from_mapping({"etl-db-host": f"mysql+pymysql://u:{SECRETS['url_db_pwd']}@127.0.0.1/db"})
-    _assert_clean(_everything(s))
+    _assert_clean(everything_shown(s))
 
 
 def test_a_bad_etl_db_host_does_not_show_its_password():
     with pytest.raises(config_mod.ConfigError) as e:
         config_mod.from_mapping({"etl-db-host": f"//u:{SECRETS['url_db_pwd']}@127.0.0.1:3306/db"})
-    _assert_clean(_everything(e.value))
+    _assert_clean(everything_shown(e.value))
 
 
 def test_log_spec_catalog_and_target_mask_the_hive_password(tmp_path):
@@ -73,7 +74,7 @@ def test_log_spec_catalog_and_target_mask_the_hive_password(tmp_path):
                              hive_user="etl", hive_password=SECRETS["hive_pwd"]), settings)
     cat, db, table = catalog_for(settings, spec)
     assert cat._password == SECRETS["hive_pwd"]
-    _assert_clean(_everything(spec, cat, cat.target, HiveCatalog(parse_hive_url(spec.hive_url), "etl",
+    _assert_clean(everything_shown(spec, cat, cat.target, HiveCatalog(parse_hive_url(spec.hive_url), "etl",
                                                                  SECRETS["hive_pwd"])))
 
 
@@ -91,7 +92,7 @@ def test_errors_about_rows_with_secrets_do_not_show_them(tmp_path):
         with pytest.raises((LogConfigError, CatalogError, SecretError)) as e:
             validate_row(row, settings)
         errors.append(e.value)
-    _assert_clean(_everything(*errors))
+    _assert_clean(everything_shown(*errors))
 
 
 def test_the_schema_registry_client_and_its_errors_mask_the_credentials():
@@ -117,4 +118,4 @@ def test_the_schema_registry_client_and_its_errors_mask_the_credentials():
     with pytest.raises(MessageError) as e:
         p.line(b"\x01")
     shown.append(e.value)
-    _assert_clean(_everything(*shown))
+    _assert_clean(everything_shown(*shown))
