@@ -29,6 +29,6 @@ def compaction_schedule(context: dg.ScheduleEvaluationContext, pseidon: PseidonR
              description="Apply retention daily at 03:30 UTC to every enabled log that has one (:retention-hours, "
                          ":quarantine-retention-hours, or the row's retention_hours / quarantine_retention_hours).")
 def retention_schedule(context: dg.ScheduleEvaluationContext, pseidon: PseidonResource):
-    from ...core.retention import keeps_for
+    from ...core.retention import keeps_for  # here: loading the definitions must not import the rebuild machinery
 
     return _per_log(context, pseidon, "retention", lambda settings, spec: keeps_for(settings, spec) != (None, None))
