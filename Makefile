@@ -30,9 +30,9 @@ demo: $(DEMO_STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# The tests that need no server (tests/conftest.py marks the others `integration`): about a minute and a half.
+# The tests that need no server (tests/unit/; tests/conftest.py refuses one there that asks for a server): under a minute.
 test-unit: $(STAMP)
-	$(BIN)/python -m pytest -m "not integration" -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest tests/unit -q $(PYTEST_ARGS)
 
 # ruff (pycodestyle, pyflakes, import order, bugbear, pyupgrade) everywhere; mypy on core/ (pyproject.toml).
 lint: $(STAMP)

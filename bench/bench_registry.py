@@ -1,5 +1,6 @@
 """Cost of the schema registry client under `avro-txt`: messages decoded through the product's parser
-(build_parser(...).line) against the local stand-in registry of tests/test_formats_avro (an http.server on 127.0.0.1).
+(build_parser(...).line) against the local stand-in registry of
+tests/unit/core/formats/test_formats_avro (an http.server on 127.0.0.1).
 
     .venv/bin/python bench/bench_registry.py [MESSAGES] [--json FILE]
 
@@ -25,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 from pseidon_dagster.core.formats import MessageError, build_parser  # noqa: E402
 from pseidon_dagster.core.formats import registry as registry_mod  # noqa: E402
-from tests.test_formats_avro import LINE_SCHEMA, FakeRegistry, encode  # noqa: E402
+from tests.unit.core.formats.test_formats_avro import LINE_SCHEMA, FakeRegistry, encode  # noqa: E402
 
 REPEAT = 5
 T = 1_700_000_000_000
@@ -85,7 +86,7 @@ import sys, time
 sys.path.insert(0, {root!r})
 t0 = time.perf_counter()
 from pseidon_dagster.core.formats import build_parser
-from tests.test_formats_avro import LINE_SCHEMA, FakeRegistry, encode
+from tests.unit.core.formats.test_formats_avro import LINE_SCHEMA, FakeRegistry, encode
 t1 = time.perf_counter()
 r = FakeRegistry({{1: LINE_SCHEMA}})
 p = build_parser("avro-txt:ts=0;msg=1", schema_registry_url=r.url)

@@ -7,9 +7,10 @@ A private tansu and a private Redis on free loopback ports (stopped at the end),
 --log-table, e.g. a database on the local MariaDB: mysql+pymysql://root@127.0.0.1:3306/bench_sensor, created and
 dropped here), a throw-away Dagster instance (SQLite, in a temporary directory). max(sizes) topics of N partitions
 are created, one message produced to each partition; for each size the table enables that many logs. The tick is
-the sensor's evaluation called directly (as tests/test_sensor.py: tick() does), so it includes reading pseidon_logs,
-the Kafka metadata and watermarks, Redis, the run-status queries and the decisions, but not the daemon's handling of
-the result (launching runs). Two situations are timed per size, each `--rounds` times (the table shows medians):
+the sensor's evaluation called directly (as tick() in tests/integration/defs/test_sensor.py does), so it includes
+reading pseidon_logs, the Kafka metadata and watermarks, Redis, the run-status queries and the decisions, but not
+the daemon's handling of the result (launching runs). Two situations are timed per size, each `--rounds` times
+(the table shows medians):
 
   lag    no offsets stored yet: every log has lag and gets a run request (a fresh cursor each round)
   quiet  every partition's offset stored at its high watermark: nothing to request (the steady state)

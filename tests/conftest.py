@@ -32,15 +32,22 @@ from pseidon_dagster.devstack.services import create_topics, produce_sealed, tan
 pytest_plugins = ["tests.hive_fixtures"]
 
 # A test that asks for one of these (directly or through settings, store, kafka, log_table, pseidon, ...) needs a
-# server; it is marked `integration`. `make test-unit` runs the rest: no server, seconds. A module that starts its own
-# servers says so with `pytestmark = pytest.mark.integration`.
+# server. Tests under tests/integration/ are marked `integration`; a test under tests/unit/ (`make test-unit`: no
+# server, seconds) that asks for a server fails at collection, naming the fixture, so the split cannot rot.
 SERVER_FIXTURES = {"kafka_bootstrap", "mysql_url", "redis_client", "hive_port"}
+UNIT_DIR = Path(__file__).parent / "unit"
+INTEGRATION_DIR = Path(__file__).parent / "integration"
 
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
+        path = Path(str(item.path))
+        needs = SERVER_FIXTURES & set(getattr(item, "fixturenames", ()))
+        if path.is_relative_to(INTEGRATION_DIR):
             item.add_marker(pytest.mark.integration)
+        elif needs and path.is_relative_to(UNIT_DIR):
+            raise pytest.UsageError(f"{item.nodeid} needs a server ({', '.join(sorted(needs))}): it belongs under "
+                                    "tests/integration/")
 
 MYSQL_ADMIN_URL = os.environ.get("PSEIDON_TEST_MYSQL", "mysql+pymysql://root@127.0.0.1:3306/test")
 REDIS_PORT = int(os.environ.get("PSEIDON_TEST_REDIS_PORT", "6379"))

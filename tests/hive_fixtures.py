@@ -16,8 +16,7 @@ import uuid
 import pytest
 
 from pseidon_dagster.core.hive import HiveCatalog, HiveTarget
-
-from .conftest import _free_port
+from tests.conftest import _free_port
 
 
 @pytest.fixture(scope="session")

@@ -5,8 +5,8 @@ every key pseidon.edn may hold: the settings field it sets, how its value is con
 default as written in pseidon.edn, and what it means. That one table parses a file (an error names the key), says why a
 key of the original has no effect here, warns about an unknown key naming the nearest known one (an error with
 `:strict true` or `--strict`), and renders the README's configuration table (`pseidon-dagster config keys`;
-tests/test_config_table.py checks that the README holds exactly it). `:vault` and `:hive` become typed settings here,
-once (secrets.VaultConfig, HivePartitionSettings).
+tests/unit/core/test_config_table.py checks that the README holds exactly it). `:vault` and `:hive` become typed
+settings here, once (secrets.VaultConfig, HivePartitionSettings).
 
 (Over 400 lines because the table, with one line of help per key, is most of it.)
 """

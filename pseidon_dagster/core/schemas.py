@@ -3,7 +3,8 @@ comes from the Hive table (hive.hive_schema_for) or from <schema-dir>/<log>.json
 type -> Arrow type mapping is hive/types.py.
 
 Long because the per-value converters and their column-wise Arrow twins must give exactly the same values and
-reasons (tests/test_schemas_property.py holds them to it), so each type's two paths are kept in one place.
+reasons (tests/unit/core/hive/test_schemas_property.py holds them to it), so each type's two paths are kept in one
+place.
 """
 from __future__ import annotations
 
@@ -26,8 +27,8 @@ from .hive.types import SchemaError
 # A converter turns one parser value (txt: str; json: str/int/float/bool/list/dict; avro: also bytes, Decimal,
 # datetime, date) into the Python value Arrow stores for its column, or raises ValueError/TypeError/ArithmeticError
 # saying why it does not fit. Guarantee: pa.array([converter(t)(v)], type=t) always succeeds and reads back as the
-# converted value, so a batch of converted rows always builds (tests/test_schemas_property.py checks this against
-# pyarrow with generated types and values).
+# converted value, so a batch of converted rows always builds (tests/unit/core/hive/test_schemas_property.py checks
+# this against pyarrow with generated types and values).
 #
 # Rules, per column type (nested types apply them to every element, key and field):
 # - null is null; "" is null for every type but string (Hive reads an empty text field the same way).

@@ -10,7 +10,7 @@ It never decides differently from the per-message path (decode.py, route.py): a 
 plain digits is parsed by the per-message parser (ISO dates, missing fields, their exact error), and a batch it
 cannot handle exactly -- a null value, a line break inside a message, bytes that are not UTF-8 (Parquet), a value
 Arrow would convert differently -- is given back (None) to the per-message path. Equivalence is property-tested
-(tests/test_vector.py), so a replay writes the same bytes whichever path a batch takes.
+(tests/unit/core/test_vector.py), so a replay writes the same bytes whichever path a batch takes.
 """
 from __future__ import annotations
 
