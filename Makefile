@@ -27,8 +27,12 @@ install: $(STAMP)
 demo: $(DEMO_STAMP)
 	$(BIN)/pseidon-dagster demo --config conf/pseidon.edn
 
+# Every test, with branch coverage of the package (its subprocesses too: pyproject.toml [tool.coverage]); the last
+# lines are the branches covered in core/ and defs/ (scripts/coverage_summary.py).
 test: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	rm -rf var/coverage && mkdir -p var/coverage
+	$(BIN)/python -m pytest --cov --cov-report= $(PYTEST_ARGS)
+	$(BIN)/python scripts/coverage_summary.py
 
 # The tests that need no server (tests/unit/; tests/conftest.py refuses one there that asks for a server): under a minute.
 test-unit: $(STAMP)
@@ -36,7 +40,7 @@ test-unit: $(STAMP)
 
 # ruff (pycodestyle, pyflakes, import order, bugbear, pyupgrade) everywhere; mypy on core/ (pyproject.toml).
 lint: $(STAMP)
-	$(BIN)/ruff check pseidon_dagster tests bench vagrant/scripts
+	$(BIN)/ruff check pseidon_dagster tests bench scripts vagrant/scripts
 	$(BIN)/mypy
 
 ui: $(STAMP)

@@ -19,8 +19,8 @@ really runs: it rebuilds those 4 hours of the demo's log (byte-identical files; 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import contextlib
+import datetime as dt
 import fcntl
 import json
 import os
