@@ -65,3 +65,9 @@ def test_the_example_schema_file_the_readme_points_to_loads():
     schema = load_schema_file(str(conf), "example-orders")
     assert schema is not None and schema.names == ["ts", "order_id", "customer", "amount", "items", "paid"]
     assert str(schema.field("amount").type) == "decimal128(10, 2)"
+
+
+def test_arrow_columns_round_trip():
+    cols = [("a", "bigint"), ("b", "string"), ("c", "decimal(12,2)"), ("d", "array<int>"),
+            ("e", "map<string,double>"), ("f", "struct<x:int,y:string>"), ("g", "date"), ("h", "boolean")]
+    assert hive_types.arrow_columns(schema_from_columns(cols)) == cols
