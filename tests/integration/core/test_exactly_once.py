@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pytest
 
-from pseidon_dagster.core import config as config_mod
 from pseidon_dagster.core.ingest import Ingestor, LeaseLost, ingest
 from pseidon_dagster.core.kafka import KafkaSource
 from pseidon_dagster.core.lag import measure
@@ -330,13 +329,6 @@ def test_published_files_and_their_directories_are_fsynced_before_the_commit(set
         assert synced and synced[0] < renames[0], f"{tmp} not fsynced before its rename"
         dir_syncs = [i for i, e in enumerate(events) if e == ("fsync", os.path.dirname(f.path))]
         assert any(renames[0] < i < commit_at for i in dir_syncs), f"{os.path.dirname(f.path)} not fsynced"
-
-
-@pytest.mark.parametrize("key", ["enable.auto.commit", "auto.offset.reset", "enable.partition.eof", "group.id",
-                                 "enable.auto.offset.store"])
-def test_kafka_config_cannot_override_what_exactly_once_relies_on(key):
-    with pytest.raises(config_mod.ConfigError, match=f":kafka-config '{key}' cannot be set"):
-        config_mod.from_mapping({"kafka-config": {key: "whatever"}})
 
 
 def test_offsets_reset_needs_a_target_and_a_real_partition(tmp_path, settings, log_table, kafka, group):

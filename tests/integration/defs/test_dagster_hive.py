@@ -4,14 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from pseidon_dagster.defs.ingest.constants import HIVE_POOL, HIVE_TABLE, REGISTER_OP
+from pseidon_dagster.defs.ingest.constants import HIVE_TABLE, REGISTER_OP
 from tests.integration.core.test_ingest import add_log, make_messages
-from tests.integration.defs.test_dagster_run import DEFS, JOB, expected_hours, materializations, run
-
-
-def test_register_op_is_in_the_hive_pool():
-    assert JOB.graph.node_named(REGISTER_OP).definition.pool == HIVE_POOL
-    assert DEFS.resolve_job_def(JOB.name) is JOB
+from tests.integration.defs.test_dagster_run import expected_hours, materializations, run
+from tests.unit.defs.test_ingest_definitions import DEFS
 
 
 @pytest.mark.hive

@@ -10,11 +10,9 @@ from pathlib import Path
 import dagster as dg
 
 from pseidon_dagster.core.partitioning import FileName, hour_key
-from pseidon_dagster.definitions import build_defs
 from pseidon_dagster.defs.ingest.checks import recorded_files, verify_continuity, verify_record_counts
 from pseidon_dagster.defs.ingest.constants import (
     HIVE_TABLE,
-    INGEST_JOB,
     INGEST_OP,
     KAFKA_TOPIC,
     LAKE_FILES,
@@ -27,9 +25,7 @@ from pseidon_dagster.defs.ingest.partitions import logs
 from tests.conftest import read_lines
 from tests.integration.core.test_ingest import BASE_TS, HOUR, add_log, make_messages
 from tests.integration.defs.test_sensor import apply_partitions, requested, tick
-
-DEFS = build_defs()
-JOB = DEFS.resolve_job_def(INGEST_JOB)
+from tests.unit.defs.test_ingest_definitions import JOB
 
 
 def run(instance, resource, log, fail_before_commit=False) -> dg.ExecuteInProcessResult:
@@ -68,7 +64,7 @@ def test_a_run_materializes_each_hour_it_wrote_with_metadata_and_checks(
 
     result = run(instance, pseidon, topic)
     assert result.success
-    assert result.dagster_run.tags[LOG_TAG] == topic
+    assert result.dagster_run.tags[LOG_TAG] == topic  # run() gives no tag: the partitioned config adds it
 
     hours = expected_hours(msgs[:600])
     keys = {f"{h}|{topic}" for h in hours}
@@ -188,9 +184,3 @@ def test_sensor_tick_then_its_runs_then_a_quiet_tick(pseidon, instance, log_tabl
     second = tick(instance, pseidon, first.cursor)
     assert second.run_requests == []
     assert f"{a}: no lag" in second.skip_reason.skip_message
-
-
-def test_job_is_partitioned_by_logs_and_tags_every_run_with_its_log():
-    assert JOB.partitions_def == logs
-    # so runs launched by hand or by a backfill carry log=<name> too, and the per-log run limit holds for them
-    assert JOB.partitioned_config.get_tags_for_partition_key("clicks")[LOG_TAG] == "clicks"

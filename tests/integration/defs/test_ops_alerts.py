@@ -13,7 +13,7 @@ import threading
 import dagster as dg
 import pytest
 
-from pseidon_dagster.core import fatal, metrics
+from pseidon_dagster.core import metrics
 from pseidon_dagster.core.ingest import ingest
 from pseidon_dagster.core.partitioning import hour_key
 from pseidon_dagster.defs.ingest.constants import COMMIT_OP, INGEST_OP, LAKE_FILES, RESOURCE_KEY
@@ -22,7 +22,7 @@ from pseidon_dagster.defs.ops.alerts import run_failure_alerts
 from pseidon_dagster.defs.ops.freshness import FRESHNESS_CHECK, evaluate_freshness
 from tests.conftest import _free_port, write_conf
 from tests.integration.core.test_ingest import add_log, make_messages
-from tests.integration.defs.test_dagster_run import DEFS, run
+from tests.integration.defs.test_dagster_run import run
 
 
 class Hook(http.server.BaseHTTPRequestHandler):
@@ -158,48 +158,6 @@ def test_an_unreadable_config_appends_to_the_default_file(tmp_path, settings, in
     assert f"log={topic}" in line and "unreadable config" in line and "not valid EDN" in line
 
 
-def test_the_fatal_file_is_written_safely(tmp_path):
-    target = tmp_path / "victim"
-    target.write_text("keep\n")
-    link = tmp_path / "fatalerrors"
-    link.symlink_to(target)
-    assert fatal.append(str(link), "clicks", "ConfigError: x", run_id="r1", step="s") is False
-    assert target.read_text() == "keep\n"
-    wide = tmp_path / "wide"
-    wide.write_text("")
-    os.chmod(wide, 0o644)
-    assert fatal.append(str(wide), "clicks", "boom\nsecond line", run_id="r1", step="s") is True
-    assert stat.S_IMODE(os.stat(wide).st_mode) == 0o600
-    (line,) = wide.read_text().splitlines()
-    assert "log=clicks" in line and "boom second line" in line
-    fifo = tmp_path / "fifo"
-    os.mkfifo(fifo)
-    assert fatal.append(str(fifo), "clicks", "x") is False
-
-
-def test_which_errors_are_fatal():
-    import redis
-
-    from pseidon_dagster.core.config import ConfigError
-
-    assert fatal.classify(ConfigError("bad")) == "unreadable config"
-    assert fatal.classify(redis.AuthenticationError("invalid password")) == "authentication refused"
-    try:
-        try:
-            raise redis.AuthenticationError("WRONGPASS invalid username-password pair")
-        except redis.ConnectionError as e:
-            raise RuntimeError("Redis at h:1 did not answer") from e
-    except RuntimeError as wrapped:
-        assert fatal.classify(wrapped) == "authentication refused"
-    import pymysql
-
-    assert fatal.classify(pymysql.err.OperationalError(1045, "Access denied for user 'x'@'h'")) == \
-        "authentication refused"
-    assert fatal.classify(pymysql.err.OperationalError(2003, "Can't connect to MySQL server")) is None
-    assert fatal.classify(RuntimeError("Kafka at h:9092 did not answer")) is None
-    assert fatal.classify(ConnectionRefusedError(111, "refused")) is None
-
-
 # --- freshness ---------------------------------------------------------------------------------------------------
 
 def test_freshness_per_log_from_the_last_commit(tmp_path, settings, instance, log_table, kafka, store, group):
@@ -227,9 +185,3 @@ def test_freshness_per_log_from_the_last_commit(tmp_path, settings, instance, lo
     # an unchanged state is not reported again within the hour
     evaluate_freshness(ctx, resource, now_ms=later + 1000)
     assert len(instance.event_log_storage.get_asset_check_execution_history(key, limit=10)) == 2
-
-
-def test_lake_files_has_a_freshness_policy():
-    spec = next(s for s in DEFS.resolve_all_asset_specs() if s.key == LAKE_FILES)
-    assert spec.freshness_policy is not None
-    assert spec.freshness_policy.fail_window.to_timedelta().total_seconds() == 120 * 60

@@ -173,3 +173,34 @@ def test_bad_avro_schema_registry_config_names_the_key(raw, message):
     with pytest.raises(ConfigError) as e:
         from_mapping(raw)
     assert message in str(e.value) and "pw-1234" not in str(e.value)
+
+
+@pytest.mark.parametrize("key", ["enable.auto.commit", "auto.offset.reset", "enable.partition.eof", "group.id",
+                                 "enable.auto.offset.store"])
+def test_kafka_config_cannot_override_what_exactly_once_relies_on(key):
+    with pytest.raises(config.ConfigError, match=f":kafka-config '{key}' cannot be set"):
+        config.from_mapping({"kafka-config": {key: "whatever"}})
+
+
+def test_ops_keys_are_read_and_checked():
+    s = config.from_mapping({
+        "metrics": {"redis": {"host": "127.0.0.1:6390", "db": 2, "password": "hush"}},
+        "monitor-port": 9101, "fatal-errors-file": "/var/log/pseidon/fatal",
+        "alerts": {"webhook": "http://127.0.0.1:9/hooks/T0K3N", "timeout-ms": 1500},
+        "freshness": {"default-minutes": 90, "logs": {"clicks": 30}},
+    })
+    assert s.metrics_redis.hosts == (("127.0.0.1", 6390),) and s.metrics_redis.db == 2
+    assert s.ops.monitor_port == 9101 and s.ops.fatal_errors_file == "/var/log/pseidon/fatal"
+    assert s.ops.alert_webhook == "http://127.0.0.1:9/hooks/T0K3N" and s.ops.alert_timeout_s == 1.5
+    assert s.ops.freshness_for("clicks") == 30 and s.ops.freshness_for("views") == 90
+    assert "T0K3N" not in repr(s) and "hush" not in repr(s)
+    d = config.from_mapping({})
+    assert d.metrics_redis == d.redis and d.ops.monitor_port == 8282 and d.ops.fatal_errors_file == "/tmp/fatalerrors"
+    assert d.ops.freshness_for("x") == 120 and d.ops.alert_webhook is None
+    assert "metrics" not in config.KEYS_WITHOUT_EFFECT and "monitor-port" not in config.KEYS_WITHOUT_EFFECT
+    for bad, key in [({"monitor-port": "80"}, ":monitor-port"),
+                     ({"alerts": {"webhook": "ftp://x"}}, ":alerts :webhook"),
+                     ({"freshness": {"logs": {"a": 0}}}, ":freshness :logs"),
+                     ({"metrics": {"redis": {"db": "x"}}}, ":metrics :redis :db")]:
+        with pytest.raises(config.ConfigError, match=key):
+            config.from_mapping(bad)
