@@ -1,39 +1,26 @@
 """Hostile pseidon_logs rows: the paths a row names stay inside the configured roots (:data-dir and :allowed-roots),
-the quarantine default is under :data-dir, and the directories the product creates are not world-readable.
+and the quarantine default is under :data-dir.
 
 Rows go through the real pseidon_logs table on MariaDB; a bad row comes back as a LogConfigError naming the log and
-the column, and the other logs go on."""
+the column, and the other logs go on. Without a server (frozen specs, :allowed-roots, private directories):
+tests/unit/core/test_confinement.py."""
 from __future__ import annotations
 
 import os
-import stat
 
 import pytest
 import sqlalchemy as sa
 
 from pseidon_dagster.core import config as config_mod
-from pseidon_dagster.core.config import ConfigError
 from pseidon_dagster.core.logtable import LogConfigError, LogTable, validate_row
-from tests import REPO_ROOT
-
-
-def _row(log="clicks", **kw):
-    row = dict(log=log, format="txt:sep=pipe;ts=0", output_format="gzip", base_partition="lake",
-               log_partition=f"raw/{log}", quarantine="quarantine", log_group="g", enabled=1)
-    row.update(kw)
-    return row
-
-
-def _settings(tmp_path, **extra):
-    return config_mod.from_mapping({"data-dir": str(tmp_path / "data"), **extra})
+from tests.unit.core.test_confinement import data_settings, log_row
 
 
 @pytest.fixture
 def table(log_table, tmp_path):
     """The conftest's MariaDB pseidon_logs, read with settings whose :data-dir is tmp_path/data."""
-    return LogTable(log_table.engine, _settings(tmp_path, **{"allowed-roots": [str(tmp_path / "extra"),
-                                                                              "hdfs://nn1:8020/lake",
-                                                                              "s3://bucket/lake"]}))
+    roots = [str(tmp_path / "extra"), "hdfs://nn1:8020/lake", "s3://bucket/lake"]
+    return LogTable(log_table.engine, data_settings(tmp_path, **{"allowed-roots": roots}))
 
 
 HOSTILE = [
@@ -67,7 +54,7 @@ HOSTILE = [
 
 @pytest.mark.parametrize("column,change", HOSTILE, ids=[repr(c) for _, c in HOSTILE])
 def test_a_path_outside_the_roots_fails_only_its_row(table, column, change):
-    table.upsert([_row("bad", **change), _row("good")])
+    table.upsert([log_row("bad", **change), log_row("good")])
 
     good, bad = table.logs("g")
 
@@ -93,7 +80,7 @@ def test_a_path_outside_the_roots_fails_only_its_row(table, column, change):
 ])
 def test_paths_inside_the_roots_are_accepted(table, tmp_path, change):
     paths = {"DATA": str(tmp_path / "data"), "EXTRA": str(tmp_path / "extra")}
-    row = _row(**{k: v.replace("DATA", paths["DATA"]).replace("EXTRA", paths["EXTRA"]) for k, v in change.items()})
+    row = log_row(**{k: v.replace("DATA", paths["DATA"]).replace("EXTRA", paths["EXTRA"]) for k, v in change.items()})
     table.upsert([row])
     good, bad = table.logs("g")
     assert bad == [] and [s.log for s in good] == ["clicks"]
@@ -103,34 +90,34 @@ def test_a_symlink_out_of_the_roots_is_refused(table, tmp_path):
     data = tmp_path / "data"
     data.mkdir()
     (data / "lake").symlink_to("/etc")
-    table.upsert([_row(base_partition="lake")])
+    table.upsert([log_row(base_partition="lake")])
     _, (err,) = table.logs("g")
     assert err.column == "base_partition" and "/etc" in str(err)
 
 
 def test_the_roots_default_to_the_data_dir_only(log_table, tmp_path):
     outside = tmp_path / "elsewhere"
-    row = _row(base_partition=str(outside))
+    row = log_row(base_partition=str(outside))
     log_table.upsert([row])
-    strict = LogTable(log_table.engine, _settings(tmp_path))
+    strict = LogTable(log_table.engine, data_settings(tmp_path))
     with pytest.raises(LogConfigError, match="allowed-roots"):
         strict.get("clicks")
-    allowed = LogTable(log_table.engine, _settings(tmp_path, **{"allowed-roots": [str(outside)]}))
+    allowed = LogTable(log_table.engine, data_settings(tmp_path, **{"allowed-roots": [str(outside)]}))
     assert allowed.get("clicks").base_partition == str(outside)
 
 
 def test_a_table_without_settings_still_confines(log_table):
     """The safe default: LogTable(engine) confines to the default settings (:data-dir var/data)."""
-    log_table.upsert([_row(base_partition="/etc"), _row("ok")])
+    log_table.upsert([log_row(base_partition="/etc"), log_row("ok")])
     good, bad = log_table.logs("g")
     assert [s.log for s in good] == ["ok"] and bad[0].column == "base_partition"
     with pytest.raises(LogConfigError):
-        validate_row(_row(base_partition="/etc"))
+        validate_row(log_row(base_partition="/etc"))
 
 
 def test_for_settings_confines_with_those_settings(tmp_path, mysql_url, log_table):
     s = config_mod.from_mapping({"etl-db-host": mysql_url, "data-dir": str(tmp_path)})
-    log_table.upsert([_row(base_partition=str(tmp_path / "lake"))])
+    log_table.upsert([log_row(base_partition=str(tmp_path / "lake"))])
     t = LogTable.for_settings(s)
     try:
         assert t.settings is s and t.get("clicks").base_partition == str(tmp_path / "lake")
@@ -138,41 +125,15 @@ def test_for_settings_confines_with_those_settings(tmp_path, mysql_url, log_tabl
         t.engine.dispose()
 
 
-def test_confine_checks_a_frozen_spec_too(tmp_path):
-    """A replayed plan's spec (made from stored parameters, not a row) is checked the same way."""
-    import dataclasses
-
-    from pseidon_dagster.core.logtable import confine
-
-    s = _settings(tmp_path)
-    spec = validate_row(_row(), s)
-    assert confine(spec, s) == spec
-    with pytest.raises(LogConfigError, match="column quarantine"):
-        confine(dataclasses.replace(spec, quarantine="/var/tmp/q"), s)
-
-
-@pytest.mark.parametrize("roots,message", [
-    ("lake", "vector"),
-    ([""], "empty"),
-    (["s3://AKIA:hunter2@bucket/x"], "user-info"),
-    (["s3://bucket/x?endpoint_override=h"], "query"),
-    (["/data/../etc"], ".."),
-])
-def test_bad_allowed_roots_fail_the_config(roots, message):
-    with pytest.raises(ConfigError, match=message) as e:
-        config_mod.from_mapping({"allowed-roots": roots})
-    assert ":allowed-roots" in str(e.value) and "hunter2" not in str(e.value)
-
-
 # -- the quarantine default ------------------------------------------------------------------------------------
 
 
 def test_quarantine_defaults_to_the_data_dir(log_table, tmp_path):
-    s = _settings(tmp_path)
+    s = data_settings(tmp_path)
     with log_table.engine.begin() as c:  # an INSERT that names no quarantine gets the seed DDL's server default
         c.execute(sa.text("INSERT INTO pseidon_logs (log, format, output_format, base_partition, log_partition, "
                           "log_group) VALUES ('seeded', 'txt:ts=0', 'gzip', 'lake', 'raw/seeded', 'g')"))
-    log_table.upsert([_row("unset", quarantine=None), _row("empty", quarantine="")])
+    log_table.upsert([log_row("unset", quarantine=None), log_row("empty", quarantine="")])
     table = LogTable(log_table.engine, s)
     with log_table.engine.connect() as c:
         raw = c.execute(sa.text("SELECT quarantine FROM pseidon_logs WHERE log = 'seeded'")).scalar()
@@ -181,71 +142,3 @@ def test_quarantine_defaults_to_the_data_dir(log_table, tmp_path):
     assert bad == []
     for spec in good:  # ... and it means "unset": under :data-dir, never /tmp
         assert s.resolve_path(spec.quarantine) == os.path.join(s.data_dir, "quarantine")
-
-
-# -- directories -----------------------------------------------------------------------------------------------
-
-
-def test_created_directories_are_not_world_readable_whatever_the_umask(tmp_path):
-    from pseidon_dagster.core.paths import PRIVATE_DIR_MODE, makedirs_private
-
-    old = os.umask(0)
-    try:
-        root = tmp_path / "root"
-        makedirs_private(str(root / "raw/clicks/date=20261120/hour=2026112007"), root=str(root))
-        makedirs_private(str(tmp_path / "plain/a/b"))
-    finally:
-        os.umask(old)
-    for d in (root, root / "raw", root / "raw/clicks/date=20261120/hour=2026112007", tmp_path / "plain/a/b"):
-        assert stat.S_IMODE(d.stat().st_mode) == PRIVATE_DIR_MODE == 0o750, d
-    # an existing directory is left as it is; repeating is a no-op
-    makedirs_private(str(root / "raw/clicks"), root=str(root))
-
-
-def test_no_symlink_is_followed_below_the_root(tmp_path):
-    from pseidon_dagster.core.paths import makedirs_private
-
-    root = tmp_path / "root"
-    outside = tmp_path / "outside"
-    outside.mkdir()
-    root.mkdir()
-    (root / "raw").symlink_to(outside)
-    with pytest.raises(OSError):
-        makedirs_private(str(root / "raw/clicks"), root=str(root))
-    assert list(outside.iterdir()) == []
-    # the root itself may be (or lie under) a symlink: that is the operator's choice
-    link = tmp_path / "link"
-    link.symlink_to(outside)
-    makedirs_private(str(link / "x/y"), root=str(link))
-    assert (outside / "x/y").is_dir()
-    with pytest.raises(ValueError):
-        makedirs_private(str(tmp_path / "other"), root=str(root))
-
-
-def test_the_sqlite_directory_is_private(tmp_path):
-    from pseidon_dagster.core.logtable import engine_for
-
-    old = os.umask(0)
-    try:
-        engine_for(f"sqlite:///{tmp_path}/new/dir/pseidon.db").dispose()
-    finally:
-        os.umask(old)
-    assert stat.S_IMODE((tmp_path / "new/dir").stat().st_mode) == 0o750
-
-
-def test_the_sample_config_documents_the_new_keys():
-
-    text = (REPO_ROOT / "conf" / "pseidon.edn").read_text()
-    for key in (":allowed-roots ", ":allowed-hosts ", ":row-prefixes "):
-        assert key in text, key
-
-
-def test_a_frozen_spec_with_the_seed_quarantine_moves_under_the_data_dir(tmp_path):
-    """A plan stored before the upgrade froze quarantine=/tmp/pseidon-quarantine; its replay goes to the new default."""
-    import dataclasses
-
-    from pseidon_dagster.core.logtable import DEFAULT_QUARANTINE, confine
-
-    s = _settings(tmp_path)
-    old = dataclasses.replace(validate_row(_row(), s), quarantine="/tmp/pseidon-quarantine")
-    assert confine(old, s).quarantine == DEFAULT_QUARANTINE == "quarantine"
