@@ -1,67 +1,16 @@
 """A replay (or a repeated backfill) must write byte-identical files, whatever the chunks its writers were handed:
 how a run's buffers are flushed depends on how consume() interleaved partitions and on memory pressure, which a
-replay does not reproduce. (ISA-L's deflate output depends on how its input is split into compress() calls.)"""
+replay does not reproduce. (ISA-L's deflate output depends on how its input is split into compress() calls.) Here
+through real ingests; the writers alone, chunked at random: tests/unit/core/test_file_writers.py."""
 from __future__ import annotations
 
 import dataclasses
-import io
-import random
 from pathlib import Path
 
-import pyarrow as pa
 import pytest
 
 from pseidon_dagster.core.ingest import ingest
-from pseidon_dagster.core.output_formats import open_text
-from pseidon_dagster.core.writers import ParquetFile
 from tests.integration.core.test_ingest import InjectedFailure, add_log, data_files, fail_before_commit, make_messages
-
-
-class Sink(io.BytesIO):
-    def close(self):  # keep the bytes readable after the writer closes its stream
-        pass
-
-
-def lines(n: int) -> bytes:
-    return b"".join(f"{1795000000000 + i * 7919},{i},session-{i:016x},https://example.com/{i % 9973}\n".encode()
-                    for i in range(n))
-
-
-def write_text(codec: str, data: bytes, cuts: list[int]) -> bytes:
-    out = Sink()
-    f = open_text(out, codec)
-    for a, b in zip([0] + cuts, cuts + [len(data)]):
-        f.write(data[a:b])
-    f.close()
-    return out.getvalue()
-
-
-@pytest.mark.parametrize("codec", ["gzip", "bzip2", "zstd", "txt"])
-def test_text_files_do_not_depend_on_how_their_bytes_were_chunked(codec):
-    data = lines(120_000)
-    rnd = random.Random(7)
-    whole = write_text(codec, data, [])
-    for _ in range(3):
-        cuts = sorted(rnd.sample(range(1, len(data)), 40))
-        assert write_text(codec, data, cuts) == whole
-
-
-def test_parquet_files_do_not_depend_on_how_their_rows_were_chunked():
-    schema = pa.schema([("ts", pa.int64()), ("n", pa.int32()), ("s", pa.string())])
-    rows = [(1795000000000 + i, i, f"s{i % 97}") for i in range(50_000)]
-
-    def write(cuts):
-        out = Sink()
-        f = ParquetFile(out, schema, "snappy", row_group_bytes=200_000)
-        for a, b in zip([0] + cuts, cuts + [len(rows)]):
-            f.write(rows[a:b], [len(r[2]) + 12 for r in rows[a:b]])
-        f.close()
-        return out.getvalue()
-
-    whole = write([])
-    rnd = random.Random(3)
-    for _ in range(3):
-        assert write(sorted(rnd.sample(range(1, len(rows)), 30))) == whole
 
 
 @pytest.mark.parametrize("out", ["gzip", "parquet"])
@@ -122,14 +71,3 @@ def test_two_worker_processes_write_what_one_writes(settings, log_table, kafka, 
     with pytest.raises(ReadStalled, match="partitions \\[1\\]"):
         ingest(dataclasses.replace(two, kafka_timeout_s=2.0), spec, store)
     assert store.get(topic, [0, 1, 2, 3]) == {0: 10_000, 1: 10_000, 2: 10_000, 3: 10_000}
-
-
-def test_file_names_zero_pad_offsets_and_both_widths_parse():
-    from pseidon_dagster.core.partitioning import FileName
-
-    names = [FileName("clicks", 498655, 0, s, e, "gz") for s, e in ((9, 10), (10, 200), (200, 1000), (1000, 12000))]
-    text = [str(n) for n in names]
-    assert text[0] == "clicks-2026-11-20-07.p0.o0000000000000000009-0000000000000000010.gz"
-    assert sorted(text) == text  # a listing sorts in offset order
-    assert [FileName.parse(t) for t in text] == names
-    assert FileName.parse("clicks-2026-11-20-07.p0.o9-10.gz") == names[0]  # names of earlier versions

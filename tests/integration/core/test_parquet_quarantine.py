@@ -1,85 +1,20 @@
 """A Parquet value that does not fit its column goes to quarantine at conversion time; building the file never fails
-a batch (issue 8). ParquetFile with adversarial rows after conversion, then a real ingest (tansu, Redis, MariaDB)."""
+a batch (issue 8), through a real ingest (tansu, Redis, MariaDB). ParquetFile with adversarial rows after conversion:
+tests/unit/core/test_file_writers.py."""
 from __future__ import annotations
 
 import json
 
-import pyarrow as pa
 import pyarrow.parquet as pq
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
-from pseidon_dagster.core.formats import MessageError
-from pseidon_dagster.core.hive import schema_from_columns
 from pseidon_dagster.core.ingest import ingest
-from pseidon_dagster.core.schemas import RowConverter
-from pseidon_dagster.core.writers import ParquetFile
 from tests.conftest import read_lines
 from tests.integration.core.test_ingest import BASE_TS, add_log
 from tests.integration.core.test_outputs import _parquet_settings
-from tests.unit.core.hive.test_schemas_property import BAD, GOOD, any_values, hive_types, norm, plausible
 
 COLUMNS = [("t", "bigint"), ("user", "string"), ("amount", "decimal(10,2)"), ("n", "int"), ("tags", "array<int>"),
            ("labels", "array<string>"), ("attrs", "map<string,int>"), ("geo", "struct<lat:double,lon:double>"),
            ("at", "timestamp")]
-
-
-def write_and_read(path, schema, rows):
-    f = ParquetFile(open(path, "wb"), schema)
-    f.write(rows)
-    f.close()
-    return pq.read_table(path)
-
-
-def test_parquet_file_builds_every_row_the_converter_passed(tmp_path):
-    """Every example value of the issue, good and bad, each in its own row of a wide schema: the converter passes
-    exactly the good ones, and one write of them builds and reads back; the column-wise path agrees."""
-    examples = [(h, v, True) for h, v, _ in GOOD] + [(h, v, False) for h, v in BAD]
-    hive_cols = sorted({h for h, _, _ in examples})
-    schema = schema_from_columns([(f"c{i}", h) for i, h in enumerate(hive_cols)])
-    conv = RowConverter(schema)
-    raw = [[v if h == col else None for col in hive_cols] for h, v, _ in examples]
-    rows = []
-    for (h, _, good), r in zip(examples, raw):
-        try:
-            rows.append(conv(r))
-            assert good
-        except MessageError as e:
-            assert not good and str(e).startswith(f"column c{hive_cols.index(h)}: ")
-    assert len(rows) == len(GOOD)
-    got = write_and_read(tmp_path / "rows.parquet", schema, rows).to_pylist()
-    for i, f in enumerate(schema):
-        assert [norm(f.type, r[f.name]) for r in got] == [norm(f.type, r[i]) for r in rows]
-
-    table, bad = conv.table(raw)  # column-wise: the same verdicts, the same values
-    assert sorted(bad) == list(range(len(GOOD), len(examples)))
-    f = ParquetFile(open(tmp_path / "table.parquet", "wb"), schema)
-    f.write_table(table)
-    f.close()
-    again = pq.read_table(tmp_path / "table.parquet").to_pylist()
-    for f in schema:
-        assert [norm(f.type, r[f.name]) for r in again] == [norm(f.type, r[f.name]) for r in got]
-
-
-@settings(max_examples=60, deadline=None)
-@given(st.data())
-def test_parquet_file_round_trips_generated_rows(tmp_path_factory, data):
-    types = data.draw(st.lists(hive_types, min_size=1, max_size=4))
-    schema = pa.schema([pa.field(f"c{i}", t) for i, t in enumerate(types)])
-    conv = RowConverter(schema)
-    rows = []
-    for _ in range(data.draw(st.integers(1, 6))):
-        raw = [data.draw(plausible(t) | any_values) for t in types]
-        try:
-            rows.append(conv(raw))
-        except MessageError:
-            pass
-    if not rows:
-        return
-    t = write_and_read(tmp_path_factory.mktemp("pq") / "x.parquet", schema, rows)
-    got = t.to_pylist()
-    for i, f in enumerate(schema):
-        assert [norm(f.type, r[f.name]) for r in got] == [norm(f.type, r[i]) for r in rows]
 
 
 def _msg(i: int, **override) -> bytes:

@@ -1,0 +1,14 @@
+"""Data file names (core/partitioning.py FileName): offsets zero-padded so a listing sorts in offset order, and the
+names of earlier versions still parse."""
+from __future__ import annotations
+
+from pseidon_dagster.core.partitioning import FileName
+
+
+def test_file_names_zero_pad_offsets_and_both_widths_parse():
+    names = [FileName("clicks", 498655, 0, s, e, "gz") for s, e in ((9, 10), (10, 200), (200, 1000), (1000, 12000))]
+    text = [str(n) for n in names]
+    assert text[0] == "clicks-2026-11-20-07.p0.o0000000000000000009-0000000000000000010.gz"
+    assert sorted(text) == text  # a listing sorts in offset order
+    assert [FileName.parse(t) for t in text] == names
+    assert FileName.parse("clicks-2026-11-20-07.p0.o9-10.gz") == names[0]  # names of earlier versions
