@@ -92,7 +92,7 @@ expect_fail() {  # DESCRIPTION CMD...: the command must exit non-zero
   if [ "$rc" != 0 ]; then passed=$((passed + 1)); else failed=$((failed + 1)); log "FAILED (exit 0): $what"; fi
 }
 
-# --- static checks: bash -n, shellcheck, ruby -c (also in tests/integration/system/test_vagrant.py, which this makes sure can run) ----
+# --- static checks: bash -n, shellcheck, ruby -c (also in tests/unit/test_vagrant_static.py, which this makes sure can run) ----
 missing=()
 for t in shellcheck ruby; do command -v "$t" >/dev/null || missing+=("$t"); done
 if [ "${#missing[@]}" -gt 0 ] && [ "${CI:-}" = true ] && [ "$(id -u)" = 0 ]; then

@@ -1,10 +1,9 @@
 """The pseidon-dagster command guides: one line naming the server and the config key when a server is down, the
-command that fixes a missing table, database or topic, `logs add|enable|disable|show` with validation, help on every
-argument, -v anywhere, --strict. Against the real MariaDB, Redis and tansu; unreachable servers are closed loopback
-ports."""
+command that fixes a missing table, database or topic, `logs add|enable|disable|show` with validation, --strict.
+Against the real MariaDB, Redis and tansu; unreachable servers are closed loopback ports. The parser alone (help on
+every argument, -v anywhere): tests/unit/test_cli_args.py."""
 from __future__ import annotations
 
-import argparse
 import json
 import subprocess
 import sys
@@ -13,9 +12,9 @@ import uuid
 import pytest
 import sqlalchemy as sa
 
-from pseidon_dagster import cli
 from tests.conftest import MYSQL_ADMIN_URL, _free_port, write_conf
 from tests.integration.core.test_ingest import add_log
+from tests.unit.test_cli_args import cli_main
 
 CLI = [sys.executable, "-m", "pseidon_dagster.cli"]
 
@@ -88,17 +87,12 @@ def test_a_missing_topic_is_named_with_the_fix(tmp_path, settings, log_table, gr
 
 # -- logs add | enable | disable | show --------------------------------------------------------------------------------
 
-def _cli(capsys, *args) -> tuple[int, str, str]:
-    code = cli.main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return code, out, err
-
 
 def test_logs_add_show_disable_enable(tmp_path, settings, log_table, kafka, group, capsys):
     topic = kafka.topic(2)
     conf = write_conf(tmp_path / "pseidon.edn", settings)
     base = ["--config", conf]
-    code, out, err = _cli(capsys, "logs", "add", topic, "--format", "txt:sep=pipe;ts=0", "--output-format", "gzip",
+    code, out, err = cli_main(capsys, "logs", "add", topic, "--format", "txt:sep=pipe;ts=0", "--output-format", "gzip",
                           "--base-partition", "lake", "--log-partition", f"raw/{topic}",
                           "--hive-password", "s3cret-pw", *base)
     assert code == 0, err
@@ -106,24 +100,24 @@ def test_logs_add_show_disable_enable(tmp_path, settings, log_table, kafka, grou
     row = log_table.rows(group)[0]
     assert (row["log"], row["log_group"], row["enabled"], row["quarantine"]) == (topic, group, 1, None)
 
-    code, out, err = _cli(capsys, "logs", "show", topic, *base)
+    code, out, err = cli_main(capsys, "logs", "show", topic, *base)
     shown = json.loads(out)
     assert code == 0 and shown["row"]["format"] == "txt:sep=pipe;ts=0" and shown["valid"] is True
     assert shown["row"]["hive_password"] == "***" and "s3cret-pw" not in out + err
     assert shown["partitions"] == 2
 
-    code, out, err = _cli(capsys, "logs", "add", topic, "--format", "txt:ts=0", "--base-partition", "lake",
+    code, out, err = cli_main(capsys, "logs", "add", topic, "--format", "txt:ts=0", "--base-partition", "lake",
                           "--log-partition", "x", *base)
     assert code == 1 and "already exists" in err and "--replace" in err
 
-    assert _cli(capsys, "logs", "disable", topic, *base)[0] == 0
+    assert cli_main(capsys, "logs", "disable", topic, *base)[0] == 0
     assert log_table.rows(group, enabled_only=False)[0]["enabled"] == 0
-    assert topic not in _cli(capsys, "logs", "list", *base)[1]
-    assert _cli(capsys, "logs", "enable", topic, *base)[0] == 0
+    assert topic not in cli_main(capsys, "logs", "list", *base)[1]
+    assert cli_main(capsys, "logs", "enable", topic, *base)[0] == 0
     assert log_table.rows(group)[0]["enabled"] == 1
-    assert topic in _cli(capsys, "logs", "list", *base)[1]
+    assert topic in cli_main(capsys, "logs", "list", *base)[1]
 
-    code, out, err = _cli(capsys, "logs", "enable", "no-such-log", *base)
+    code, out, err = cli_main(capsys, "logs", "enable", "no-such-log", *base)
     assert code == 1 and "no pseidon_logs row for log 'no-such-log'" in err
 
 
@@ -140,55 +134,24 @@ def test_logs_add_refuses_bad_rows_naming_the_column(tmp_path, settings, log_tab
     conf = write_conf(tmp_path / "pseidon.edn", settings)
     args = {"--format": "txt:ts=0", "--output-format": "gzip", "--base-partition": "lake",
             "--log-partition": f"raw/{topic}", **dict(zip(change[::2], change[1::2]))}
-    code, out, err = _cli(capsys, "logs", "add", topic, *[x for kv in args.items() for x in kv], "--config", conf)
+    code, out, err = cli_main(capsys, "logs", "add", topic, *[x for kv in args.items() for x in kv], "--config", conf)
     assert code == 1 and f"pseidon_logs row {topic!r}, {column}" in err, err
     assert log_table.rows(group, enabled_only=False) == []
 
 
 def test_logs_add_refuses_a_topic_kafka_does_not_have(tmp_path, settings, log_table, group, capsys):
     conf = write_conf(tmp_path / "pseidon.edn", settings)
-    code, out, err = _cli(capsys, "logs", "add", "no-such-topic-x", "--format", "txt:ts=0", "--base-partition",
+    code, out, err = cli_main(capsys, "logs", "add", "no-such-topic-x", "--format", "txt:ts=0", "--base-partition",
                           "lake", "--log-partition", "raw/x", "--config", conf)
     assert code == 1 and "topic 'no-such-topic-x' does not exist" in err
     assert log_table.rows(group, enabled_only=False) == []
 
 
-# -- the parser -----------------------------------------------------------------------------------------------------
-
-def _parsers(parser: argparse.ArgumentParser, path=("pseidon-dagster",)):
-    yield path, parser
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            for name, sub in action.choices.items():
-                yield from _parsers(sub, (*path, name))
-
-
-def test_every_positional_and_flag_has_help():
-    missing = []
-    for path, parser in _parsers(cli.build_parser()):
-        for action in parser._actions:
-            if isinstance(action, (argparse._HelpAction, argparse._SubParsersAction)):
-                continue
-            if not (action.help or "").strip() or action.help == argparse.SUPPRESS:
-                missing.append(f"{' '.join(path)} {'/'.join(action.option_strings) or action.dest}")
-    assert not missing, missing
-
-
-def test_verbose_works_before_and_after_the_subcommand():
-    parse = cli.build_parser().parse_args
-    assert parse(["-v", "logs", "list"]).verbose is True
-    assert parse(["logs", "list", "-v"]).verbose is True
-    assert parse(["logs", "list"]).verbose is False
-
+# -- config check ---------------------------------------------------------------------------------------------------
 
 def test_strict_refuses_unknown_keys(tmp_path, settings, capsys):
     conf = write_conf(tmp_path / "pseidon.edn", settings, **{"kafka-use-earliset": True})
-    code, out, err = _cli(capsys, "config", "check", "--config", conf, "--strict")
+    code, out, err = cli_main(capsys, "config", "check", "--config", conf, "--strict")
     assert code == 1 and "unknown key :kafka-use-earliset (did you mean :kafka-use-earliest?)" in err
-    code, out, err = _cli(capsys, "config", "check", "--config", conf)
+    code, out, err = cli_main(capsys, "config", "check", "--config", conf)
     assert code == 0 and f"{conf}: ok" in out
-
-
-def test_config_keys_prints_the_readme_table(capsys):
-    code, out, _ = _cli(capsys, "config", "keys")
-    assert code == 0 and "| `:kafka-use-earliest` | `false` |" in out and "| `:vault :row-prefixes` |" in out
