@@ -24,8 +24,6 @@ from tests.unit.core.hive.test_registration import file_info, log_spec, result_o
 BASE_HOUR = BASE_TS // HOUR_MS  # 2026-11-20 07:00 UTC
 
 
-# -- against a real HiveServer2 ----------------------------------------------------------------------------------
-
 PIPE_COLUMNS = [("ts", "bigint"), ("msg", "string"), ("x", "string")]
 
 
