@@ -83,9 +83,9 @@ def ping(port: int, host: str = HOST, timeout: float = 10.0) -> bool:
     if not _port_open(port, host):
         return False
     try:
-        from pyhive import hive
+        from impala.dbapi import connect
 
-        conn = hive.connect(host=host, port=port, username="pseidon", auth="NONE")
+        conn = connect(host=host, port=port, auth_mechanism="PLAIN", user="pseidon", timeout=timeout, retries=1)
         try:
             cur = conn.cursor()
             cur.execute("SELECT 1")

@@ -1,5 +1,5 @@
-"""HiveCatalog: DDL over HiveServer2 (PyHive, Thrift binary + SASL), one connection per call, retried on connection
-errors; and the reading of its answers (DESCRIBE rows, partition locations, error messages)."""
+"""HiveCatalog: DDL over HiveServer2 (impyla, Thrift binary + SASL: PLAIN/LDAP, GSSAPI, NOSASL), one connection per
+call, retried on connection errors; and the reading of its answers (DESCRIBE rows, partition locations, errors)."""
 from __future__ import annotations
 
 import logging
@@ -24,7 +24,8 @@ from .sql import (
 from .url import HiveTarget
 
 if TYPE_CHECKING:
-    from pyhive.hive import Connection, Cursor
+    from impala.hiveserver2 import HiveServer2Connection as Connection
+    from impala.hiveserver2 import HiveServer2Cursor as Cursor
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +34,7 @@ DEFAULT_TIMEOUT_S = 60.0
 
 T = TypeVar("T")
 
-# pyhive, thrift and thrift_sasl are imported when a connection is made, not with this module: most processes that
+# impyla, thrift and thrift_sasl are imported when a connection is made, not with this module: most processes that
 # import the package (the sensor, the Dagster code location, the CLI's other commands) never connect to Hive.
 
 
@@ -44,7 +45,7 @@ def _connection_errors() -> tuple[type[BaseException], ...]:
 
 
 def _server_message(e: BaseException) -> str:
-    """The server's own error text (first line) out of a PyHive error, else str(e); at most 500 characters."""
+    """The server's own error text (first line) out of a HiveServer2 error, else str(e); at most 500 characters."""
     msg = None
     if e.args:
         status = getattr(e.args[0], "status", None)  # a Thrift response (TExecuteStatementResp, ...), or not
@@ -78,55 +79,46 @@ class HiveCatalog:
 
     # connection ----------------------------------------------------------------------------------------------
     def _auth(self) -> tuple[str, str | None]:
+        """(impyla auth_mechanism, Kerberos service name) from the hive_url: ;auth=noSasl -> NOSASL; ;principal=
+        hive/_HOST@REALM -> GSSAPI (service `hive`); a password -> LDAP (SASL PLAIN with it); else PLAIN (what
+        HiveServer2's authentication NONE expects)."""
         p = {k.lower(): v for k, v in self.target.params.items()}
         if p.get("auth", "").lower() == "nosasl":
             return "NOSASL", None
         if p.get("principal"):
-            return "KERBEROS", p["principal"].split("/")[0].split("@")[0]
-        return ("CUSTOM" if self._password else "NONE"), None
+            return "GSSAPI", p["principal"].split("/")[0].split("@")[0]
+        return ("LDAP" if self._password else "PLAIN"), None
 
-    def _connect(self) -> Connection:
-        from pyhive import hive
-        from thrift.transport import TSocket, TTransport
+    def _connect(self) -> tuple[Connection, Cursor]:
+        from impala.dbapi import connect
 
         t = self.target
-        sock = TSocket.TSocket(t.host, t.port)
-        sock.setTimeout(int(self.timeout_s * 1000))
         auth, service = self._auth()
-        if auth == "NOSASL":
-            transport = TTransport.TBufferedTransport(sock)
-        else:
-            import thrift_sasl
-
-            mech = "GSSAPI" if auth == "KERBEROS" else "PLAIN"
-            user, pwd = self.user, (self._password or "x")  # PLAIN needs a non-empty password even for NONE
-
-            def sasl_factory():
-                return hive.get_installed_sasl(host=t.host, sasl_auth=mech, service=service, username=user,
-                                               password=pwd)
-
-            transport = thrift_sasl.TSaslClientTransport(sasl_factory, mech, sock)
         # Connect to `default` and qualify every name: the log's database may not exist yet (create_table_for).
-        return hive.connect(thrift_transport=transport, username=self.user, database=DEFAULT_DATABASE,
-                            configuration=dict(t.conf) or None)
+        # retries=1: the retries (and their backoff) are this class's own.
+        conn = connect(host=t.host, port=t.port, database=DEFAULT_DATABASE, timeout=self.timeout_s,
+                       auth_mechanism=auth, user=self.user, password=self._password,
+                       kerberos_service_name=service or "hive", retries=1)
+        try:
+            return conn, conn.cursor(user=self.user, configuration=dict(t.conf) or None)
+        except BaseException:
+            _quietly(conn.close)
+            raise
 
     def run(self, what: str, fn: Callable[[Cursor], T]) -> T:
         """fn(cursor) on a fresh connection, retried on connection errors. WHAT names the action in errors."""
-        from pyhive import exc as hive_exc
+        from impala import error as hive_exc
 
         conn_errors = _connection_errors()
         attempts = self.retries + 1
         last: BaseException | None = None
         for attempt in range(attempts):
             try:
-                conn = self._connect()
+                conn, cur = self._connect()
                 try:
-                    cur = conn.cursor()
-                    try:
-                        return fn(cur)
-                    finally:
-                        _quietly(cur.close)
+                    return fn(cur)
                 finally:
+                    _quietly(cur.close)
                     _quietly(conn.close)
             except CatalogError:
                 raise
@@ -140,7 +132,7 @@ class HiveCatalog:
                                 what, self.target, _server_message(e), attempt + 1, attempts, delay)
                     self._sleep(delay)
             except ImportError as e:
-                raise CatalogError(f"{what}: {e} (pip install 'pyhive[hive_pure_sasl]')") from None
+                raise CatalogError(f"{what}: {e} (pip install impyla thrift thrift-sasl pure-sasl)") from None
         reason = f"{type(last).__name__}: {_server_message(last)}" if last is not None else "no attempt made"
         raise CatalogError(f"{what}: HiveServer2 {self.target} not reachable after {attempts} attempt(s): {reason}")
 
