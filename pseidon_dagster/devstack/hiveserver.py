@@ -82,17 +82,12 @@ def ping(port: int, host: str = HOST, timeout: float = 10.0) -> bool:
     """True when a HiveServer2 session on host:port answers SELECT 1."""
     if not _port_open(port, host):
         return False
-    try:
-        from impala.dbapi import connect
+    from ..core.hive import HiveCatalog, HiveTarget
 
-        conn = connect(host=host, port=port, auth_mechanism="PLAIN", user="pseidon", timeout=timeout, retries=1)
-        try:
-            cur = conn.cursor()
-            cur.execute("SELECT 1")
-            return cur.fetchall() == [(1,)]
-        finally:
-            conn.close()
-    except Exception:  # noqa: BLE001 - "not ready yet" comes in many shapes (EOF, TTransportException, ...)
+    try:  # the product's client: it closes what it opened even when the server is half up
+        catalog = HiveCatalog(HiveTarget(host, port), "pseidon", retries=0, timeout_s=timeout)
+        return catalog.execute("SELECT 1", fetch=True, what="SELECT 1") == [(1,)]
+    except Exception:  # noqa: BLE001 - "not ready yet" comes in many shapes (CatalogError, Thrift protocol errors)
         return False
 
 

@@ -100,7 +100,11 @@ class HiveCatalog:
                        auth_mechanism=auth, user=self.user, password=self._password,
                        kerberos_service_name=service or "hive", retries=1)
         try:
-            return conn, conn.cursor(user=self.user, configuration=dict(t.conf) or None)
+            # close_finished_queries=False: impyla would fetch each finished DDL's operation log (GetLog), which a
+            # server without operation logging (or one restarted meanwhile) answers with an error; the operations
+            # are closed with the cursor instead.
+            return conn, conn.cursor(user=self.user, configuration=dict(t.conf) or None,
+                                     close_finished_queries=False)
         except BaseException:
             _quietly(conn.close)
             raise
@@ -118,8 +122,7 @@ class HiveCatalog:
                 try:
                     return fn(cur)
                 finally:
-                    _quietly(cur.close)
-                    _quietly(conn.close)
+                    _close(cur, conn)
             except CatalogError:
                 raise
             except hive_exc.Error as e:
@@ -221,6 +224,18 @@ class HiveCatalog:
         sql = create_table_sql(name, columns, partition_columns, storage, location, external, properties)
         self.execute(sql, what=f"CREATE TABLE {name}")
         return sql
+
+
+def _close(cur: Cursor, conn: Connection) -> None:
+    try:
+        cur.close()
+    except Exception:  # noqa: BLE001 - the server is gone or the session broken
+        # impyla marks a cursor closed only when its session closed; otherwise the cursor's __del__ retries the RPCs
+        # at garbage collection: a blocking connect, and an error logged from inside the collector (on Python 3.11
+        # that formats a traceback with ast.parse, which corrupts a running ast.parse: "AST constructor recursion
+        # depth mismatch").
+        cur._closed = True
+    _quietly(conn.close)
 
 
 def _quietly(fn: Callable[[], object]) -> None:
