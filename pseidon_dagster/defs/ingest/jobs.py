@@ -48,7 +48,8 @@ class IngestConfig(dg.Config):
         default=False,
         description="Failure drill: raise after the files are published and before the offsets are committed. "
                     "Redis keeps the old offsets and the stored plan. Only the first attempt fails: the run "
-                    "retry (dagster.yaml run_retries) replays the plan and succeeds.")
+                    "retry (dagster.yaml run_retries) re-executes from the failed op and commits the staged files "
+                    "(a whole re-execution replays the stored plan).")
     fail_after_commit: bool = Field(
         default=False,
         description="Failure drill: raise after the offsets are committed and before the run reports its "
