@@ -300,6 +300,17 @@ class LogTable:
             raise LookupError(f"no pseidon_logs row for log {log!r}")
         return dict(row._mapping)
 
+    def hive_password(self, log: str) -> str | None:
+        """Only the hive_password column of LOG's row (as stored: a value or a vault: reference), for a step that
+        has the rest of the row already; LookupError when there is no row."""
+        with _answering(self.engine, f"read the hive_password of log {log!r}"):
+            t = _reflect(self.engine)
+            with self.engine.connect() as c:
+                row = c.execute(sa.select(t.c.hive_password).where(t.c.log == log)).first()
+        if row is None:
+            raise LookupError(f"no pseidon_logs row for log {log!r}")
+        return row[0] or None
+
     def add(self, row: dict, replace: bool = False, partitions: Callable[[str], list[int]] | None = None) -> LogSpec:
         """Insert ROW once it passes what every run checks (validate_row, confined to the settings) and, with
         PARTITIONS (KafkaSource.partitions), once its topic exists; an existing log only with REPLACE."""

@@ -7,8 +7,11 @@ partitions, in the hive_ddl concurrency pool) and commit_offsets (Redis), which 
 - `hive_table` materializations for the hours whose Hive partitions it registered;
 - the offset_continuity and record_counts check results for those partitions;
 - a `kafka_topic` observation (partition = log) with the committed offsets and the lag left.
-A failure anywhere before the commit leaves Redis' offsets as they were; the stored plan is replayed by the retry
-(dagster.yaml enables run retries), which rewrites the same file names: no duplicates.
+A failure anywhere before the commit leaves Redis' offsets as they were. dagster.yaml enables run retries, which
+re-execute from the failed op on (Dagster's default FROM_FAILURE): the later ops get the Staged value the first
+attempt stored, and a failed ingest_log replays the stored plan into the same file names: no duplicates.
+The stage op hands the row on (Staged.spec, without the hive_password), so only register_hive, for a row with a
+password, reads pseidon_logs again: a MariaDB outage after the files are published does not stop the commit.
 """
 
 import dataclasses
@@ -45,7 +48,8 @@ class IngestConfig(dg.Config):
         default=False,
         description="Failure drill: raise after the files are published and before the offsets are committed. "
                     "Redis keeps the old offsets and the stored plan. Only the first attempt fails: the run "
-                    "retry (dagster.yaml run_retries) replays the plan and succeeds.")
+                    "retry (dagster.yaml run_retries) re-executes from the failed op and commits the staged files "
+                    "(a whole re-execution replays the stored plan).")
     fail_after_commit: bool = Field(
         default=False,
         description="Failure drill: raise after the offsets are committed and before the run reports its "
@@ -73,14 +77,25 @@ def registrar(settings: Settings, spec: LogSpec) -> Callable | None:
 
 @dataclasses.dataclass
 class Staged:
-    """What the stage op hands to the register and commit ops: names only. The staged files live in Redis (the
-    plan's state), and the row -- with its hive_password -- is read again by each op, so nothing secret is pickled
-    into Dagster's storage."""
+    """What the stage op hands to the register and commit ops (pickled into Dagster's storage by its IO manager, and
+    read back by a retry from failure). The log's row as the plan froze it rides along with its secret cleared, so
+    the later ops need no database: only register_hive reads the hive_password column again, for a log whose row
+    has one. The staged files live in Redis (the plan's state)."""
 
     log: str
     plan_id: str | None = None  # None: nothing to commit (nothing to read, or the row was removed or disabled)
     note: str = ""
     drill: str = ""  # a failure drill of the run config, for the first attempt only
+    spec: LogSpec | None = None  # hive_password always None; None when the row could not be used
+    row_has_password: bool = False  # the row had a hive_password when the stage op read it
+
+    def __post_init__(self) -> None:
+        if self.spec is not None and self.spec.hive_password is not None:
+            raise ValueError("Staged must not carry the hive_password")  # it is pickled into Dagster's storage
+
+
+def _staged_spec(spec: LogSpec) -> LogSpec:
+    return dataclasses.replace(spec, hive_password=None)
 
 
 def _owner(context: dg.OpExecutionContext) -> str:
@@ -109,23 +124,30 @@ def ingest_log(context: dg.OpExecutionContext, config: IngestConfig, pseidon: Ps
             return Staged(log, note=str(e))
         if not spec.enabled:
             context.log.warning(f"{log} is disabled in pseidon_logs: nothing to do")
-            return Staged(log, note="disabled")
+            return Staged(log, note="disabled", spec=_staged_spec(spec))
         result = _ingestor(context, s, spec).stage()
         context.log.info(f"{log}: staged {result.written} records in {len(result.files)} files "
                          f"(plan {result.plan_id}, replayed {result.replayed})")
         drill = ""
         if _first_attempt(context):
             drill = "before_commit" if config.fail_before_commit else "after_commit" if config.fail_after_commit else ""
-        return Staged(log, None if result.committed else result.plan_id, drill=drill)
+        return Staged(log, None if result.committed else result.plan_id, drill=drill,
+                      spec=_staged_spec(result.spec or spec), row_has_password=spec.hive_password is not None)
 
 
-def _step(context: dg.OpExecutionContext, pseidon: PseidonResource, staged: Staged, fn, before_commit=None):
-    """Run FN(ingestor, result, spec, session) on the staged result; on failure release the log's lease (nothing is
+def _step(context: dg.OpExecutionContext, pseidon: PseidonResource, staged: Staged, fn, before_commit=None,
+          with_password: bool = False):
+    """Run FN(ingestor, result, spec, session) on the staged result with the staged spec (WITH_PASSWORD: completed
+    with the row's hive_password, read now and kept in memory); on failure release the log's lease (nothing is
     committed, the stored plan stays for the retry)."""
     with pseidon.session() as s:
         ing = None
         try:
-            spec = s.table.get(staged.log, s.settings.etl_group)  # the row is re-read: it may fail (MariaDB down)
+            spec = staged.spec
+            if spec is None:  # a Staged of an older version (names only): read the row
+                spec = s.table.get(staged.log, s.settings.etl_group)
+            elif with_password and spec.hive_url and staged.row_has_password:
+                spec = dataclasses.replace(spec, hive_password=s.table.hive_password(staged.log))
             ing = _ingestor(context, s, spec, before_commit)
             result = None
             if staged.plan_id is not None:
@@ -159,19 +181,23 @@ def register_hive(context: dg.OpExecutionContext, pseidon: PseidonResource, stag
         ing.register_files(result)
         return staged
 
-    return _step(context, pseidon, staged, go)
+    return _step(context, pseidon, staged, go, with_password=True)
 
 
 @dg.op(name=COMMIT_OP, out=dg.Out(dg.Nothing),
        description="Commit the planned end offsets to Redis, then report materializations and check results (also "
                    "of earlier commits whose report did not happen).")
 def commit_offsets(context: dg.OpExecutionContext, pseidon: PseidonResource, staged: Staged):
+    # A retry from failure re-runs this op with the first attempt's Staged: its drill is for the first attempt only.
+    drill = staged.drill if _first_attempt(context) else ""
+    if staged.plan_id is None and staged.spec is None:  # the row was removed: nothing to commit or report
+        return dg.Output(None, metadata={"read": 0, "note": staged.note})
 
     def go(ing, result, spec, s):
         if result is not None:
             ing.commit(result)
             context.log.info(f"{staged.log}: {json.dumps(result.to_dict(), sort_keys=True)[:4000]}")
-            if staged.drill == "after_commit":
+            if drill == "after_commit":
                 raise InjectedFailure(f"injected failure after the commit of plan {result.plan_id}, before its "
                                       "report; the retry reports it")
         summary = report_committed(context, s, spec, result)
@@ -180,7 +206,7 @@ def commit_offsets(context: dg.OpExecutionContext, pseidon: PseidonResource, sta
                                                                                "pinned)"})
         return dg.Output(None, metadata=summary)
 
-    return _step(context, pseidon, staged, go, _inject if staged.drill == "before_commit" else None)
+    return _step(context, pseidon, staged, go, _inject if drill == "before_commit" else None)
 
 
 ingest_config = dg.PartitionedConfig(

@@ -4,6 +4,7 @@ continuity failure); and nothing secret reaches Dagster's storage, the event log
 from __future__ import annotations
 
 import dataclasses
+import pickle
 import subprocess
 import sys
 from pathlib import Path
@@ -102,8 +103,12 @@ def test_no_secret_reaches_dagster_storage_logs_metadata_or_the_cli_output(
     home.mkdir()
     with dg.instance_for_test(temp_dir=str(home)) as instance:
         instance.add_dynamic_partitions("logs", [topic])
+        # The filesystem IO manager of a deployed run (execute_in_process would keep op outputs in memory): the
+        # Staged value the stage op hands on is pickled under DAGSTER_HOME, as a retry from failure reads it.
+        io = dg.FilesystemIOManager(base_dir=str(home / "storage"))
         result = JOB.execute_in_process(instance=instance, partition_key=topic,
-                                        resources={RESOURCE_KEY: PseidonResource(config_path=str(conf))})
+                                        resources={RESOURCE_KEY: PseidonResource(config_path=str(conf)),
+                                                   "io_manager": io})
         assert result.success
         events = [str(e) for e in instance.all_logs(result.run_id)]
         run_record = str(instance.get_run_by_id(result.run_id))
@@ -120,4 +125,9 @@ def test_no_secret_reaches_dagster_storage_logs_metadata_or_the_cli_output(
                            ("CLI stdout", cli.stdout), ("CLI stderr", cli.stderr)):
             assert secret not in text, f"{secret} in {name}"
     assert dataclasses.replace(spec).hive_password == secrets[0]  # the test really used it
+    with open(home / "storage" / result.run_id / INGEST_OP / "result", "rb") as f:
+        staged = pickle.load(f)
+    # the row rides along to the later ops, its hive_password cleared (register_hive reads it again)
+    assert staged.spec.log == topic and staged.spec.hive_url == spec.hive_url and staged.spec.hive_user == "etl"
+    assert staged.spec.hive_password is None and staged.row_has_password
     assert LOG_TAG in result.dagster_run.tags

@@ -29,7 +29,7 @@ from pseidon_dagster.core.ingest import Ingestor
 from pseidon_dagster.core.kafka import KafkaSource
 from pseidon_dagster.core.logtable import LogTable, create_table
 from pseidon_dagster.core.offsets import OffsetStore, connect
-from pseidon_dagster.defs.ingest.constants import INGEST_OP, REGISTER_OP
+from pseidon_dagster.defs.ingest.constants import INGEST_OP
 from pseidon_dagster.defs.ingest.partitions import logs
 from pseidon_dagster.defs.ingest.resources import PseidonResource
 from pseidon_dagster.devstack.services import create_topics
@@ -275,11 +275,12 @@ def stop_after_step(instance, run_id: str, step: str, stop) -> list[str]:
     return done
 
 
-def test_mariadb_stopped_after_the_stage_op_fails_the_dagster_run_and_the_next_run_completes(
+def test_mariadb_stopped_after_the_stage_op_does_not_stop_the_run_and_the_next_run_fails_until_it_is_back(
         tmp_path, settings, kafka, group, instance, private_mariadb):
-    """mariadbd (holding pseidon_logs) is stopped once ingest_log has published the files; register_hive re-reads
-    the row and fails naming the database server, nothing is committed; with the server back, the next Dagster run
-    replays the plan and commits, every message once."""
+    """mariadbd (holding pseidon_logs) is stopped once ingest_log has published the files. The stage op handed the
+    row (without secrets) to the next ops, so register_hive and commit_offsets need no database: the run commits and
+    reports, every message once. The next run, which must read the row, fails in its stage op naming the database
+    server and commits nothing; with the server back, the run after it completes."""
     import sqlalchemy as sa
 
     admin = sa.create_engine(private_mariadb.url("mysql"))
@@ -298,34 +299,40 @@ def test_mariadb_stopped_after_the_stage_op_fails_the_dagster_run_and_the_next_r
     first = make_messages(300, hours=2)
     kafka.produce(topic, first)
     assert run_job(instance, pseidon, topic).success
-    before = offset_keys(store, topic)
-    assert before == {0: 100, 1: 100, 2: 100}
+    assert offset_keys(store, topic) == {0: 100, 1: 100, 2: 100}
     more = make_messages(3000, hours=3, start=300)
     kafka.produce(topic, more)
 
     run_id = str(uuid.uuid4())
     stopped = stop_after_step(instance, run_id, INGEST_OP, private_mariadb.stop)
-    failed = run_job(instance, pseidon, topic, run_id=run_id)
+    done = run_job(instance, pseidon, topic, run_id=run_id)
 
-    assert stopped == [INGEST_OP] and not failed.success
+    assert stopped == [INGEST_OP]
+    assert done.success, step_failures(done)  # the files were published: registered and committed all the same
+    assert offset_keys(store, topic) == {0: 1100, 1: 1100, 2: 1100}
+    assert store.load_plan(topic) is None
+    mats = materializations(done)
+    assert mats and sum(m.metadata["records"].value for m in mats.values()) == 3000
+    check_landed(s, topic, first + more, store, KafkaSource(s), 3)
+
+    last = make_messages(30, hours=1, start=3300)
+    kafka.produce(topic, last)
+    failed = run_job(instance, pseidon, topic)  # MariaDB is still down: the stage op cannot read the row
+    assert not failed.success
     failures = step_failures(failed)
     print("MARIADB OUTAGE", failures)
-    assert list(failures) == [REGISTER_OP]  # the step (op) that failed ...
-    error = failures[REGISTER_OP]
-    assert f'op "{REGISTER_OP}"' in error and "read the row of log" in error, error  # ... named in the error
+    assert list(failures) == [INGEST_OP]  # the step (op) that failed ...
+    error = failures[INGEST_OP]
+    assert f'op "{INGEST_OP}"' in error and "read the row of log" in error, error  # ... named in the error
     assert f"the pseidon_logs table at mysql+pymysql://root@127.0.0.1:{private_mariadb.port}/" in error, error
-    assert offset_keys(store, topic) == before  # nothing committed
-    plan = store.load_plan(topic)
-    assert plan is not None and plan.ranges == {0: (100, 1100), 1: (100, 1100), 2: (100, 1100)}
-    assert store.r.get(store.lease_key(topic)) is None  # the failed op released the run's lease
+    assert offset_keys(store, topic) == {0: 1100, 1: 1100, 2: 1100}  # nothing committed
+    assert store.load_plan(topic) is None  # nor planned
+    assert store.r.get(store.lease_key(topic)) is None
 
     private_mariadb.start()
     again = run_job(instance, pseidon, topic)
     assert again.success, step_failures(again)
-    mats = materializations(again)
-    assert mats and all(m.metadata["replayed"].value and m.metadata["plan_id"].value == plan.plan_id
-                        for m in mats.values())
-    check_landed(s, topic, first + more, store, KafkaSource(s), 3)
+    check_landed(s, topic, first + more + last, store, KafkaSource(s), 3)
 
 
 # --- Hive ---------------------------------------------------------------------------------------------------------
