@@ -271,9 +271,11 @@ def test_schedule_requests_every_enabled_log(pseidon, instance, log_table, group
     add_log(log_table, group, "sched-off")
     log_table.set_enabled("sched-off", False)
     when = dt.datetime(2026, 11, 20, 7, 10, tzinfo=dt.timezone.utc)
-    ctx = dg.build_schedule_context(instance=instance, resources={RESOURCE_KEY: pseidon},
-                                    scheduled_execution_time=when)
-    reqs = ingest_schedule(ctx)
+    # `with`: the context opens its own instance from the test's; closed at garbage collection instead, it would
+    # restore a stale Dagster defs-state storage in whichever later test is running (dead instance weakref)
+    with dg.build_schedule_context(instance=instance, resources={RESOURCE_KEY: pseidon},
+                                   scheduled_execution_time=when) as ctx:
+        reqs = ingest_schedule(ctx)
     assert sorted((r.partition_key, r.run_key, r.tags[LOG_TAG]) for r in reqs) == [
         ("sched-a", "sched-a:20261120T0710", "sched-a"), ("sched-b", "sched-b:20261120T0710", "sched-b")]
     assert sorted(instance.get_dynamic_partitions(logs.name)) == ["sched-a", "sched-b"]

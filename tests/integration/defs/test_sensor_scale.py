@@ -263,8 +263,11 @@ def test_the_schedule_skips_busy_and_retrying_logs_without_a_query_per_log(monke
     records = dg.DagsterInstance.get_run_records  # (a schedule context opens its own instance from the test's ref)
     monkeypatch.setattr(dg.DagsterInstance, "get_run_records",
                         lambda self, *a, **kw: queries.append(1) or records(self, *a, **kw))
-    ctx = dg.build_schedule_context(instance=instance, resources={RESOURCE_KEY: pseidon},
-                                    scheduled_execution_time=dt.datetime(2026, 11, 20, 7, 10, tzinfo=dt.timezone.utc))
-    reqs = ingest_schedule(ctx)
+    # `with`: the context opens its own instance, and closing it at garbage collection instead would restore a stale
+    # Dagster defs-state storage for whatever test runs then (later definition loads fail on a dead instance weakref)
+    with dg.build_schedule_context(instance=instance, resources={RESOURCE_KEY: pseidon},
+                                   scheduled_execution_time=dt.datetime(2026, 11, 20, 7, 10, tzinfo=dt.timezone.utc)
+                                   ) as ctx:
+        reqs = ingest_schedule(ctx)
     assert sorted(r.partition_key for r in reqs) == sorted(["s-retried", "s-failed", *(f"s-{i}" for i in range(30))])
     assert len(queries) == 4  # unfinished runs, recent failures to be retried, then one per such log
