@@ -8,6 +8,7 @@ diff to var/mutate/survivors.txt. Survivors not listed in docs/mutation-survivor
 
     python scripts/mutate.py [--max-children N]     # the run, from scratch
     python scripts/mutate.py --survivors               # after adding tests: rerun only the last run's survivors
+    python scripts/mutate.py --resume                  # an interrupted run: the mutants it did not get to
     python scripts/mutate.py --summary-only            # the last run's numbers again
 """
 from __future__ import annotations
@@ -102,6 +103,7 @@ def main() -> int:
     ap.add_argument("--max-children", type=int, default=os.cpu_count() or 2)
     ap.add_argument("--survivors", action="store_true",
                     help="rerun only the mutants the last run did not kill (its results are kept)")
+    ap.add_argument("--resume", action="store_true", help="run only the mutants an interrupted run did not get to")
     ap.add_argument("--summary-only", action="store_true", help="print the numbers of the last run, run nothing")
     args = ap.parse_args()
     os.chdir(ROOT)
@@ -109,17 +111,20 @@ def main() -> int:
     seconds = 0.0
     if not args.summary_only:
         names = SCOPE
-        if args.survivors:
-            names = sorted(k for k, (status, _) in results().items() if status not in ("killed", "timeout"))
+        if args.survivors or args.resume:
+            skip = ("killed", "timeout") if args.survivors else ("killed", "timeout", "survived", "no tests")
+            names = sorted(k for k, (status, _) in results().items() if status not in skip)
             if not names:
-                print("no survivors to rerun", file=sys.stderr)
+                print("no mutants to run", file=sys.stderr)
                 return 0
         else:
             shutil.rmtree(ROOT / "mutants", ignore_errors=True)
+        log_path = OUT / ("mutmut-survivors.log" if args.survivors else "mutmut-resume.log" if args.resume
+                          else "mutmut.log")
         tansu, bootstrap = start_tansu()
         t0 = time.monotonic()
         try:
-            with open(OUT / ("mutmut-survivors.log" if args.survivors else "mutmut.log"), "wb") as log:
+            with open(log_path, "wb") as log:
                 # one broker for all; the property tests of the vector path with fewer examples (60 by default)
                 env = {"PSEIDON_PROPERTY_EXAMPLES": "20", **os.environ, "PSEIDON_TEST_KAFKA": bootstrap}
                 rc = subprocess.call([*MUTMUT, "run", "--max-children", str(args.max_children), *names],
@@ -128,10 +133,10 @@ def main() -> int:
             tansu.terminate()
             tansu.wait(10)
         seconds = time.monotonic() - t0
-        if args.survivors and (OUT / "summary.json").exists():  # the time of the full run, plus this one's
+        if (args.survivors or args.resume) and (OUT / "summary.json").exists():  # the earlier runs' time too
             seconds += json.loads((OUT / "summary.json").read_text())["minutes"] * 60
         if rc != 0:
-            print(f"mutmut run exited {rc}; its output: {OUT / 'mutmut.log'}", file=sys.stderr)
+            print(f"mutmut run exited {rc}; its output: {log_path}", file=sys.stderr)
             return rc
     elif (OUT / "summary.json").exists():
         seconds = json.loads((OUT / "summary.json").read_text())["minutes"] * 60

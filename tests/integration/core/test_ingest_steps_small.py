@@ -5,6 +5,7 @@ Redis and MariaDB."""
 from __future__ import annotations
 
 import dataclasses
+import gzip
 import json
 import time
 
@@ -78,11 +79,17 @@ def test_a_run_without_data_files_registers_nothing(settings, log_table, kafka, 
     topic = kafka.topic(1)
     spec = add_log(log_table, group, topic)
     kafka.produce(topic, [(0, b"not-a-time|x"), (0, None)])
-    calls = []
-    run = Ingestor(settings, spec, store, register=lambda r: calls.append(r) or ["x"])
+    calls, progress = [], []
+    run = Ingestor(settings, spec, store, register=lambda r: calls.append(r) or ["x"],
+                   progress=lambda *a: progress.append(a))
     result = run.run()
     assert result.committed and (result.quarantined, result.filtered, result.written) == (1, 1, 0)
     assert calls == [] and result.registered == []
+    assert result.quarantine_reasons == {"bad timestamp": 1}
+    assert progress and progress[-1] == ("read", 2, 2)  # what the CLI shows on stderr
+    quarantined = [f for f in result.files if f.kind == "quarantine"]
+    record = json.loads(gzip.decompress(open(quarantined[0].path, "rb").read()))
+    assert isinstance(record["read_at_ms"], int) and record["offset"] == 0
     assert json.loads(store.r.get(store.last_commit_key(topic)))["bytes_per_message"] is None
 
 
@@ -100,3 +107,62 @@ def test_a_commit_refuses_a_result_of_another_plan(settings, log_table, kafka, s
     assert run.commit(staged).committed and store.get(topic, [0]) == {0: 5}
     with pytest.raises(IngestError, match="the stored plan is none, not"):
         Ingestor(settings, spec, store, owner="root-2").commit(dataclasses.replace(staged, committed=False))
+
+
+def test_a_later_step_of_the_run_lets_go_of_the_lease_an_earlier_step_took(settings, log_table, kafka, store, group):
+    topic = kafka.topic(1)
+    spec = add_log(log_table, group, topic)
+    kafka.produce(topic, make_messages(5, hours=1, partitions=1))
+    first = Ingestor(settings, spec, store, owner="root-3")
+    staged = first.stage()
+    assert store.r.get(store.lease_key(topic)).endswith("|root-3")
+    Ingestor(settings, spec, store, owner="root-3").release()  # another op of the run, same process
+    assert store.r.get(store.lease_key(topic)) is None
+    first.release()  # nothing held any more: harmless
+    again = first.stage()  # and the same step can take it again
+    assert again.replayed and again.plan_id == staged.plan_id
+    assert first.commit(again).committed and store.get(topic, [0]) == {0: 5}
+
+
+def test_a_run_first_rolls_back_what_a_killed_backfill_left_unswitched(settings, log_table, kafka, store, group,
+                                                                        tmp_path):
+    from pseidon_dagster.core.lease import Lease
+
+    topic = kafka.topic(1)
+    spec = add_log(log_table, group, topic)
+    kafka.produce(topic, make_messages(3, hours=1, partitions=1))
+    fresh, work = tmp_path / "hour.fresh", tmp_path / ".rebuild" / f"{topic}-7"
+    for d in (fresh, work):
+        d.mkdir(parents=True)
+        (d / "part").write_bytes(b"x")
+    lease = Lease.acquire(store, topic, owner="backfill", ttl_s=30)
+    store.save_rebuild(topic, {"hours": {"498655": {"step": "writing", "fresh": str(fresh)}}, "work": [str(work)]},
+                       lease)
+    lease.release()
+    result = Ingestor(settings, spec, store).run()
+    assert result.written == 3
+    assert store.load_rebuild(topic) is None and not fresh.exists() and not work.parent.exists()
+
+
+def test_a_run_waits_for_another_runs_lease_as_configured_and_says_so(settings, log_table, kafka, store, group):
+    from pseidon_dagster.core.lease import Lease
+    from pseidon_dagster.core.offsets import LockedError
+
+    topic = kafka.topic(1)
+    spec = add_log(log_table, group, topic)
+    short = dataclasses.replace(settings, lease_ttl_s=1.0)  # waits 1 s + 1 s at most
+    other = Lease.acquire(store, topic, owner="other-run", ttl_s=30)
+    notes = []
+    try:
+        t0 = time.monotonic()
+        with pytest.raises(LockedError, match="held by other-run"):
+            Ingestor(short, spec, store, notify=notes.append).stage()
+        assert time.monotonic() - t0 < 5
+        assert notes and notes[0].startswith(f"{topic}: waiting for the lease held by other-run")
+    finally:
+        other.release()
+    kafka.produce(topic, make_messages(2, hours=1, partitions=1))
+    run = Ingestor(short, spec, store)
+    run.stage()
+    assert 0 < store.r.pttl(store.lease_key(topic)) <= 1000  # the run's lease lives as long as configured
+    run.release()

@@ -86,3 +86,30 @@ def test_a_reset_floor_over_no_file_of_the_log_lets_the_run_go_on(settings, log_
     result = ingest(settings, spec, store)
     assert result.offsets == {0: (0, 10)} and result.written == 10
     assert store.load_reset_floor(topic) == {}
+
+
+def test_a_reset_over_only_quarantined_offsets_may_go_on(settings, log_table, kafka, store, group):
+    """The floor guards the data files: offsets whose messages all went to quarantine hold no data file."""
+    topic = kafka.topic(1)
+    spec = add_log(log_table, group, topic)
+    kafka.produce(topic, [(0, f"17950000000{i:02d}|m{i}".encode()) for i in range(5)])
+    assert ingest(settings, spec, store).written == 5  # the data file [0, 5)
+    kafka.produce(topic, [(0, b"not-a-time|x")] * 5)
+    assert ingest(settings, spec, store).quarantined == 5  # offsets 5..9: a quarantine file only
+    store.set(topic, {0: 5})
+    store.save_reset_floor(topic, {0: 10})
+    again = ingest(settings, spec, store)
+    assert again.offsets == {0: (5, 10)} and again.quarantined == 5
+    assert store.load_reset_floor(topic) == {}
+
+
+def test_a_run_starting_at_the_floor_goes_on_even_past_a_file_spanning_it(settings, log_table, kafka, store, group):
+    topic = kafka.topic(1)
+    spec = add_log(log_table, group, topic)
+    kafka.produce(topic, [(0, f"17950000000{i:02d}|m{i}".encode()) for i in range(12)])
+    hour = Path(settings.data_dir) / "lake" / "raw" / topic / "date=20261118" / "hour=2026111808"
+    hour.mkdir(parents=True)
+    (hour / f"{topic}-2026-11-18-08.p0.o0000000000000000005-0000000000000000015.gz").write_bytes(b"")  # compacted
+    store.set(topic, {0: 10})
+    store.save_reset_floor(topic, {0: 10})
+    assert ingest(settings, spec, store).offsets == {0: (10, 12)}
