@@ -1,0 +1,53 @@
+"""Where a Parquet log's schema comes from when a plan is made (core/ingest/run.py parquet_schema): the schema file
+<schema-dir>/<log>.json for a log without a Hive table, and a clear error when there is neither."""
+from __future__ import annotations
+
+import json
+
+import pyarrow as pa
+import pytest
+
+from pseidon_dagster.core import config as config_mod
+from pseidon_dagster.core.ingest import IngestError, parquet_schema
+from pseidon_dagster.core.logtable import LogSpec
+
+
+def spec(**kw) -> LogSpec:
+    row = dict(log="clicks", format="json", output_format="parquet", base_partition="lake", log_partition="raw/c",
+               hive_table_name=None, hive_url=None, hive_user=None)
+    row.update(kw)
+    return LogSpec(**row)
+
+
+def test_a_log_without_a_hive_table_reads_its_schema_file(tmp_path):
+    (tmp_path / "clicks.json").write_text(json.dumps({"columns": [{"name": "ts", "type": "bigint"},
+                                                                  {"name": "name", "type": "string"}]}))
+    s = config_mod.from_mapping({"data-dir": str(tmp_path), "schema-dir": str(tmp_path)})
+    expected = pa.schema([("ts", pa.int64()), ("name", pa.string())])
+    assert parquet_schema(s, spec()).equals(expected)
+    assert parquet_schema(s, spec(hive_table_name="db.clicks")).equals(expected)  # a table name alone: no Hive
+    # a Hive URL without a table name: the file too (the URL is not even parsed)
+    assert parquet_schema(s, spec(hive_url="hive://127.0.0.1:1/default")).equals(expected)
+
+
+def test_a_log_with_neither_says_what_to_create(tmp_path):
+    s = config_mod.from_mapping({"data-dir": str(tmp_path), "schema-dir": str(tmp_path / "schemas")})
+    with pytest.raises(IngestError, match=f"log 'clicks' writes parquet but has no schema: set "
+                                          f"hive_url/hive_table_name to a Hive table, or create "
+                                          f"{tmp_path}/schemas/clicks.json"):
+        parquet_schema(s, spec())
+
+
+def test_a_run_finishing_a_backfill_gets_the_logs_hive_catalog_only_when_it_has_one(tmp_path):
+    import redis
+
+    from pseidon_dagster.core.hive import HiveCatalog
+    from pseidon_dagster.core.ingest import Ingestor
+    from pseidon_dagster.core.offsets import OffsetStore
+
+    s = config_mod.from_mapping({"data-dir": str(tmp_path)})
+    store = OffsetStore(redis.Redis(host="127.0.0.1", port=1), "g")  # never used: no server is asked
+    assert Ingestor(s, spec(), store)._catalog() is None
+    hive = spec(hive_url="jdbc:hive2://127.0.0.1:1/default", hive_table_name="db1.t1")
+    cat, db, table = Ingestor(s, hive, store)._catalog()  # made, not connected
+    assert isinstance(cat, HiveCatalog) and (db, table) == ("db1", "t1") and str(cat.target) == "127.0.0.1:1/default"
