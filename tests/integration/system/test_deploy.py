@@ -7,13 +7,11 @@
   with lag, the run queue launches it through the code server, and it lands the messages; the tick and the run are
   read back through the webserver's GraphQL, the run from MariaDB.
 - deploy/dagster.postgres.yaml stores a run and its events in a throw-away database of the local PostgreSQL.
-- Both carry the run queue, the per-log limit, the run retries and the run monitoring of the repository's
-  dagster.yaml, and every variable they read is in deploy/dagster.env.
+(That both carry the repository's limits, and the units' loopback ports: tests/unit/deploy/test_deploy_files.py.)
 """
 from __future__ import annotations
 
 import os
-import re
 import shlex
 import shutil
 import time
@@ -23,7 +21,6 @@ from pathlib import Path
 import dagster as dg
 import pytest
 import sqlalchemy as sa
-import yaml
 
 from pseidon_dagster.core.kafka import KafkaSource
 from pseidon_dagster.defs.ingest.constants import INGEST_JOB, LOG_TAG, SENSOR
@@ -32,11 +29,11 @@ from tests.conftest import write_conf
 from tests.integration.core.test_ingest import add_log, make_messages
 from tests.integration.defs.test_backfill_daemon import BIN, Stack, free_port, graphql
 from tests.integration.defs.test_dagster_mysql import mysql_db  # noqa: F401 - the throw-away MariaDB database fixture
+from tests.unit.deploy.test_deploy_files import UNITS, env_file
 
 pytestmark = pytest.mark.integration  # runs the Dagster processes on MariaDB and PostgreSQL
 
 DEPLOY = REPO / "deploy"
-UNITS = {name: DEPLOY / "systemd" / f"dagster-{name}.service" for name in ("code-server", "daemon", "webserver")}
 POSTGRES_URL = os.environ.get("PSEIDON_TEST_POSTGRES", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
 
 TICKS = """
@@ -53,16 +50,6 @@ query Runs($filter: RunsFilter!) {
 }"""
 
 
-def env_file() -> dict[str, str]:
-    """deploy/dagster.env as a mapping (KEY=value lines; comments and blank lines skipped)."""
-    out = {}
-    for line in (DEPLOY / "dagster.env").read_text().splitlines():
-        if line.strip() and not line.lstrip().startswith("#"):
-            k, _, v = line.partition("=")
-            out[k.strip()] = v.strip()
-    return out
-
-
 def unit_command(name: str, workspace: Path, code_port: int, web_port: int) -> list[str]:
     """A unit's ExecStart, moved to this checkout's venv, WORKSPACE and the given loopback ports."""
     text = UNITS[name].read_text()
@@ -72,33 +59,6 @@ def unit_command(name: str, workspace: Path, code_port: int, web_port: int) -> l
                 .replace("-p 4000", f"-p {code_port}").replace("-p 3000", f"-p {web_port}"))
     assert "/opt/" not in line and "0.0.0.0" not in line, line
     return shlex.split(line)
-
-
-def _sections(path: Path) -> dict:
-    return yaml.safe_load(path.read_text())
-
-
-@pytest.mark.parametrize("variant", ["mysql", "postgres"])
-def test_the_deploy_instances_carry_the_repositorys_limits(variant):
-    base, deployed = _sections(REPO / "dagster.yaml"), _sections(DEPLOY / f"dagster.{variant}.yaml")
-    for key in ("concurrency", "run_retries", "run_monitoring", "telemetry"):
-        assert deployed[key] == base[key], key
-    assert deployed["run_coordinator"]["class"] == "QueuedRunCoordinator"
-    assert list(deployed["storage"]) == [variant]
-    used = set(re.findall(r"env: (\w+)", (DEPLOY / f"dagster.{variant}.yaml").read_text()))
-    assert used and used <= set(env_file()), used - set(env_file())
-
-
-def test_the_units_are_loopback_processes_sharing_one_environment_file():
-    for name, unit in UNITS.items():
-        text = unit.read_text()
-        (start,) = [line for line in text.splitlines() if line.startswith("ExecStart=")]
-        assert "EnvironmentFile=/etc/pseidon/dagster.env" in text and "User=pseidon" in text, name
-        assert "-h 127.0.0.1" in start or name == "daemon", start
-        assert "0.0.0.0" not in start and "dagster dev" not in start
-    assert "dagster api grpc -h 127.0.0.1 -p 4000 -m pseidon_dagster.definitions" in UNITS["code-server"].read_text()
-    workspace = yaml.safe_load((DEPLOY / "workspace.yaml").read_text())
-    assert workspace["load_from"][0]["grpc_server"] == {"host": "127.0.0.1", "port": 4000, "location_name": "pseidon"}
 
 
 def test_postgres_storage_holds_runs_and_events(tmp_path):
