@@ -166,3 +166,37 @@ def test_a_run_waits_for_another_runs_lease_as_configured_and_says_so(settings, 
     run.stage()
     assert 0 < store.r.pttl(store.lease_key(topic)) <= 1000  # the run's lease lives as long as configured
     run.release()
+
+
+def test_the_offsets_are_committed_only_after_the_registration_hook_returned(settings, log_table, kafka, store, group):
+    """Register before commit, without a Hive server: the hook sees the offsets not yet moved; a hook that fails
+    (Hive down) leaves them where they were and the plan stored, and the next run registers the same files and
+    commits every message once."""
+    topic = kafka.topic(2)
+    spec = add_log(log_table, group, topic)
+    kafka.produce(topic, make_messages(40, hours=2, partitions=2))
+    start = store.get(topic, [0, 1])
+    seen = []
+
+    def hive_down(result):
+        seen.append(store.get(topic, [0, 1]))
+        raise ConnectionRefusedError("Hive at 127.0.0.1:1 refused the connection")
+
+    with pytest.raises(ConnectionRefusedError):
+        Ingestor(settings, spec, store, register=hive_down).run()
+    assert seen == [start] and store.get(topic, [0, 1]) == start
+    stored = store.load_staged(topic)
+    assert stored is not None and not stored.committed and stored.written == 40
+    assert store.r.get(store.lease_key(topic)) is None  # let go, so the next run need not wait
+
+    def register(result):
+        seen.append(store.get(topic, [0, 1]))
+        return sorted({f.path.rsplit("/", 2)[-2] for f in result.data_files})
+
+    done = Ingestor(settings, spec, store, register=register).run()
+    assert seen[1] == start  # still not committed when the hook ran
+    assert done.committed and done.replayed and done.written == 40 and done.registered
+    assert store.get(topic, [0, 1]) == {p: end for p, (_, end) in done.offsets.items()}
+    assert sum(end - begin for begin, end in done.offsets.values()) == 40 and done.lag_after == 0
+    lines = [ln for f in done.data_files for ln in gzip.decompress(open(f.path, "rb").read()).splitlines()]
+    assert len(lines) == len(set(lines)) == 40
