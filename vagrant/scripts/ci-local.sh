@@ -58,8 +58,9 @@ cleanup() {
   "$PY" -m pseidon_dagster.cli services down --state-dir "$WORK/services" >/dev/null 2>&1
   mysql "${MYSQL_ADMIN[@]}" -e "DROP DATABASE IF EXISTS pseidon_$ID; DROP USER IF EXISTS 'pseidon_$ID'@'127.0.0.1';"
   if [ -n "${HIVE_PORT:-}" ]; then
-    "$PY" -c "from pyhive import hive; hive.connect(host='127.0.0.1', port=$HIVE_PORT, username='ci', auth='NONE')\
-.cursor().execute('DROP DATABASE IF EXISTS pseidon_$ID CASCADE')" 2>/dev/null
+    "$PY" -c "from pseidon_dagster.core.hive.client import HiveCatalog; from pseidon_dagster.core.hive.url import \
+HiveTarget; HiveCatalog(HiveTarget('127.0.0.1', $HIVE_PORT), 'ci', retries=0).execute('DROP DATABASE IF EXISTS \
+pseidon_$ID CASCADE')" >/dev/null 2>&1 || echo "ci-local: could not drop the Hive database pseidon_$ID" >&2
   fi
   if [ "$rc" != 0 ]; then
     for f in "$WORK"/*.log; do echo "----- $f (last lines)"; tail -n 25 "$f"; done
