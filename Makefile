@@ -34,7 +34,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest --cov --cov-report= $(PYTEST_ARGS)
 	$(BIN)/python scripts/coverage_summary.py
 
-# The tests that need no server (tests/unit/; tests/conftest.py refuses one there that asks for a server): under a minute.
+# The tests that need no server (tests/unit/; tests/conftest.py refuses one there that asks for a server): about a minute.
 test-unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit -q $(PYTEST_ARGS)
 
@@ -66,9 +66,9 @@ clean:
 	rm -rf var build *.egg-info
 
 # Mutation testing of the ingest stages, the offsets, the file names and the in-run checks ([tool.mutmut] in
-# pyproject.toml): about 40 minutes on 2 CPUs, not in CI. Needs MariaDB and Redis as `make test` does; prints the
+# pyproject.toml): about an hour on 2 CPUs, not in CI. Needs MariaDB and Redis as `make test` does; prints the
 # numbers and the mutants no test killed (docs/mutation-survivors.md says why each may survive).
 .PHONY: mutate
 mutate: $(STAMP)
-	$(BIN)/python -m pip install -q 'mutmut>=3.8,<4'
+	$(BIN)/python -m pip install -q -e '.[mutate]'
 	$(BIN)/python scripts/mutate.py

@@ -46,8 +46,7 @@ SCOPE = [
     *(f"pseidon_dagster.defs.ingest.checks.x_{f}__mutmut_*"
       for f in ("segments", "chain", "_fmt", "run_continuity", "run_record_counts")),
 ]
-STATUS = {1: "killed", 3: "killed", 0: "survived", 5: "no tests", 33: "no tests", 36: "timeout", 24: "timeout",
-          -24: "timeout", 152: "timeout", 255: "timeout", 37: "type check", None: "not checked"}
+DETECTED = ("killed", "timeout", "caught by type check", "segfault")  # mutmut's statuses of a mutant that did not pass
 
 
 def in_scope(key: str) -> bool:
@@ -76,12 +75,14 @@ def start_tansu() -> tuple[subprocess.Popen, str]:
 
 def results() -> dict[str, tuple[str, str]]:
     """mutant -> (status, source file) from mutmut's .meta files, in scope only."""
+    from mutmut.stats import status_by_exit_code  # mutmut's own table (installed by the `mutate` extra)
+
     out = {}
     for meta in sorted((ROOT / "mutants").rglob("*.py.meta")):
         source = str(meta.relative_to(ROOT / "mutants"))[:-len(".meta")]
         for key, code in json.loads(meta.read_text())["exit_code_by_key"].items():
             if in_scope(key):
-                out[key] = (STATUS.get(code, f"suspicious ({code})"), source)
+                out[key] = (status_by_exit_code[code], source)
     return out
 
 
@@ -112,7 +113,7 @@ def main() -> int:
     if not args.summary_only:
         names = SCOPE
         if args.survivors or args.resume:
-            skip = ("killed", "timeout") if args.survivors else ("killed", "timeout", "survived", "no tests")
+            skip = DETECTED if args.survivors else (*DETECTED, "survived", "no tests")
             names = sorted(k for k, (status, _) in results().items() if status not in skip)
             if not names:
                 print("no mutants to run", file=sys.stderr)
@@ -146,7 +147,7 @@ def main() -> int:
         return 1
     numbers = summary(found, seconds)
     (OUT / "summary.json").write_text(json.dumps(numbers, indent=1) + "\n")
-    survivors = sorted(k for k, (status, _) in found.items() if status not in ("killed", "timeout"))
+    survivors = sorted(k for k, (status, _) in found.items() if status not in DETECTED)
     from mutmut.mutation.diff_apply import get_diff_for_mutant
 
     with open(OUT / "survivors.txt", "w") as f:

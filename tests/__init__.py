@@ -1,4 +1,4 @@
-"""The test suite. `unit/` needs no server (`make test-unit`, seconds); `integration/` talks to the real loopback
+"""The test suite. `unit/` needs no server (`make test-unit`, about a minute); `integration/` talks to the real loopback
 servers (MariaDB, Redis, tansu, the Hive Thrift Server) or starts its own. Both mirror the package: `core/`,
 `defs/` (the Dagster layer), and `system/` for whole processes (CLI, demo, deployments, outages, chaos)."""
 from pathlib import Path

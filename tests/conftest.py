@@ -33,7 +33,7 @@ pytest_plugins = ["tests.hive_fixtures"]
 
 # A test that asks for one of these (directly or through settings, store, kafka, log_table, pseidon, ...) needs a
 # server. Tests under tests/integration/ are marked `integration`; a test under tests/unit/ (`make test-unit`: no
-# server, seconds) that asks for a server fails at collection, naming the fixture, so the split cannot rot.
+# server, about a minute) that asks for a server fails at collection, naming the fixture, so the split cannot rot.
 SERVER_FIXTURES = {"kafka_bootstrap", "mysql_url", "redis_client", "hive_port"}
 UNIT_DIR = Path(__file__).parent / "unit"
 INTEGRATION_DIR = Path(__file__).parent / "integration"
