@@ -168,34 +168,30 @@ def test_a_run_waits_for_another_runs_lease_as_configured_and_says_so(settings, 
     run.release()
 
 
-def test_the_offsets_are_committed_only_after_the_registration_hook_returned(settings, log_table, kafka, store, group):
-    """Register before commit, without a Hive server: the hook sees the offsets not yet moved; a hook that fails
-    (Hive down) leaves them where they were and the plan stored, and the next run registers the same files and
-    commits every message once."""
+def test_a_registration_that_fails_leaves_the_offsets_and_the_plan_and_the_next_run_commits_once(
+        settings, log_table, kafka, store, group):
+    """Register before commit, without a Hive server: the log's real registration hook, its Hive on a closed
+    loopback port, fails; the offsets stay where they were and the plan stays stored. The next run (the log's
+    hive_url removed meanwhile) replays the plan and commits every message once. Committing before registering
+    (the two steps of Ingestor.run swapped) fails this test."""
+    from pseidon_dagster.core.hive import CatalogError, registrar_for
+    from tests.private_servers import free_port
+
+    fast = dataclasses.replace(settings, hive=dataclasses.replace(settings.hive, retries=0, retry_backoff_s=0.01))
     topic = kafka.topic(2)
-    spec = add_log(log_table, group, topic)
+    spec = add_log(log_table, group, topic, hive_url=f"//127.0.0.1:{free_port()}/lake", hive_table_name="events")
     kafka.produce(topic, make_messages(40, hours=2, partitions=2))
     start = store.get(topic, [0, 1])
-    seen = []
 
-    def hive_down(result):
-        seen.append(store.get(topic, [0, 1]))
-        raise ConnectionRefusedError("Hive at 127.0.0.1:1 refused the connection")
-
-    with pytest.raises(ConnectionRefusedError):
-        Ingestor(settings, spec, store, register=hive_down).run()
-    assert seen == [start] and store.get(topic, [0, 1]) == start
+    with pytest.raises(CatalogError, match=r"could not register \d+ partition\(s\).* at 127\.0\.0\.1:"):
+        Ingestor(fast, spec, store, register=registrar_for(fast, spec)).run()
+    assert store.get(topic, [0, 1]) == start
     stored = store.load_staged(topic)
     assert stored is not None and not stored.committed and stored.written == 40
     assert store.r.get(store.lease_key(topic)) is None  # let go, so the next run need not wait
 
-    def register(result):
-        seen.append(store.get(topic, [0, 1]))
-        return sorted({f.path.rsplit("/", 2)[-2] for f in result.data_files})
-
-    done = Ingestor(settings, spec, store, register=register).run()
-    assert seen[1] == start  # still not committed when the hook ran
-    assert done.committed and done.replayed and done.written == 40 and done.registered
+    done = Ingestor(fast, dataclasses.replace(spec, hive_url=""), store).run()
+    assert done.committed and done.replayed and done.written == 40
     assert store.get(topic, [0, 1]) == {p: end for p, (_, end) in done.offsets.items()}
     assert sum(end - begin for begin, end in done.offsets.values()) == 40 and done.lag_after == 0
     lines = [ln for f in done.data_files for ln in gzip.decompress(open(f.path, "rb").read()).splitlines()]
