@@ -32,18 +32,6 @@ from tests.conftest import REDIS_PORT
 LOG = "clicks"
 
 
-@pytest.fixture
-def ostore(redis_client, group) -> OffsetStore:
-    return OffsetStore(connect(RedisSettings(hosts=(("127.0.0.1", REDIS_PORT),))), group)
-
-
-@pytest.fixture
-def lease(ostore):
-    held = Lease.acquire(ostore, LOG, owner="run-1", ttl_s=30)
-    yield held
-    held.release()
-
-
 def plan(plan_id="p1", ranges=None) -> Plan:
     return Plan(LOG, ranges or {0: (0, 10), 1: (5, 8)}, 1_700_000_000_000, plan_id)
 

@@ -2,28 +2,10 @@
 the temporary files of its attempts go, the plan and its state go, and the files it published stay and are listed."""
 from __future__ import annotations
 
-import pytest
-
-from pseidon_dagster.core.config import RedisSettings
 from pseidon_dagster.core.ingest.run import discard_plan
-from pseidon_dagster.core.lease import Lease
 from pseidon_dagster.core.model import Plan
-from pseidon_dagster.core.offsets import OffsetStore, connect
-from tests.conftest import REDIS_PORT
 
 LOG = "clicks"
-
-
-@pytest.fixture
-def ostore(redis_client, group) -> OffsetStore:
-    return OffsetStore(connect(RedisSettings(hosts=(("127.0.0.1", REDIS_PORT),))), group)
-
-
-@pytest.fixture
-def lease(ostore):
-    held = Lease.acquire(ostore, LOG, owner="reset", ttl_s=30)
-    yield held
-    held.release()
 
 
 def test_a_dropped_plan_takes_its_temporary_files_and_lists_what_it_published(ostore, lease, redis_client, tmp_path):

@@ -9,14 +9,9 @@ from pathlib import Path
 import pytest
 
 from pseidon_dagster.core.ingest import ingest
-from pseidon_dagster.core.kafka import KafkaSource
 from pseidon_dagster.core.offsets import OffsetError
 from tests.integration.core.test_ingest import InjectedFailure, add_log, fail_before_commit
-
-
-class RetentionSource(KafkaSource):
-    def watermarks(self, topic, partitions=None, consumer=None):
-        return {p: (max(lo, 5), hi) for p, (lo, hi) in super().watermarks(topic, partitions, consumer).items()}
+from tests.integration.core.test_offsets import RetentionSource
 
 
 def test_a_plan_whose_offsets_expired_names_each_expired_range(settings, log_table, kafka, store, group):

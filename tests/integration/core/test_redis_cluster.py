@@ -2,11 +2,14 @@
 (started here from the machine's redis-server on loopback ports)."""
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import shutil
 import subprocess
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -36,15 +39,17 @@ def cluster_ports(n: int) -> list[int]:
     return out
 
 
-@pytest.fixture
-def cluster(tmp_path):
+@contextlib.contextmanager
+def redis_cluster(root: Path) -> Iterator[RedisSettings]:
+    """A 3-node Redis Cluster from the machine's redis-server on loopback ports, each node's files under ROOT/<port>;
+    stopped on exit. Skips (fails under CI) without redis-server and redis-cli."""
     server, cli = shutil.which("redis-server"), shutil.which("redis-cli")
     if not (server and cli):
         (pytest.fail if os.environ.get("CI") else pytest.skip)("needs redis-server and redis-cli")
     ports = cluster_ports(3)
     procs = []
     for port in ports:
-        d = tmp_path / str(port)
+        d = root / str(port)
         d.mkdir()
         procs.append(subprocess.Popen(
             [server, "--port", str(port), "--bind", "127.0.0.1", "--cluster-enabled", "yes", "--cluster-config-file",
@@ -64,6 +69,13 @@ def cluster(tmp_path):
         for p in procs:
             p.terminate()
             p.wait(10)
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    """A fresh cluster for each test (test_offset_store_cluster.py shares one per module)."""
+    with redis_cluster(tmp_path) as settings:
+        yield settings
 
 
 def test_offsets_in_redis_cluster(settings, log_table, kafka, group, cluster):

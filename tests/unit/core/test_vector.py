@@ -22,26 +22,11 @@ from pseidon_dagster.core.ingest.vector import VectorDecoder
 from pseidon_dagster.core.output_formats import open_text
 from pseidon_dagster.core.schemas import RowConverter
 from pseidon_dagster.core.writers import ParquetFile
+from tests.unit.core.ingest.test_write_records import Msg
 
 BASE = 1_795_000_000_000
 HOUR = 3_600_000
 EXAMPLES = int(os.environ.get("PSEIDON_PROPERTY_EXAMPLES", "60"))
-
-
-class Msg:
-    """What the stages read of a confluent_kafka.Message."""
-
-    def __init__(self, offset: int, value: bytes | None):
-        self._o, self._v = offset, value
-
-    def offset(self):
-        return self._o
-
-    def value(self):
-        return self._v
-
-    def timestamp(self):
-        return (1, BASE)
 
 
 def write(tmp, values: list, batches: list[int], fmt: str, schema, vectorised: bool, rules: CutRules,
@@ -61,7 +46,7 @@ def write(tmp, values: list, batches: list[int], fmt: str, schema, vectorised: b
                     flush_bytes=500)
     q = Sink("quarantine", str(root / "q"), "log", "raw", True, "jsonl.gz", lambda s: open_text(s, "gzip"), 1, noop)
     writer = SegmentWriter(rules, data, q, {0: 0}, BASE // HOUR)
-    msgs = [Msg(i, v) for i, v in enumerate(values)]
+    msgs = [Msg(i, v, BASE) for i, v in enumerate(values)]
     pos = 0
     for size in batches + [len(msgs)]:
         chunk = msgs[pos:pos + size]

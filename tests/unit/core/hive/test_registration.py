@@ -7,6 +7,7 @@ import dataclasses
 import datetime as dt
 import socket
 import traceback
+from functools import partial
 
 import pytest
 
@@ -14,19 +15,15 @@ from pseidon_dagster.core import hive
 from pseidon_dagster.core.config import HivePartitionSettings, from_mapping
 from pseidon_dagster.core.hive import CatalogError, partitions_for, registrar_for
 from pseidon_dagster.core.ingest import FileInfo, IngestResult
-from pseidon_dagster.core.logtable import LogSpec
+from tests.helpers import log_row
 
 BASE_HOUR = int(dt.datetime(2026, 11, 20, 7, tzinfo=dt.timezone.utc).timestamp()) // 3600  # hours since the epoch
 SETTINGS = from_mapping({"data-dir": "/data"})
 
 
-def log_spec(**kw) -> LogSpec:
-    """A validated-looking row of log `clicks` (hourly, pipe-separated text, gzip); KW overrides columns."""
-    base = dict(log="clicks", format="txt:sep=pipe;ts=0", output_format="gzip", base_partition="/lake",
-                log_partition="raw/clicks", hive_table_name="clicks", hive_url="//127.0.0.1:10000/logs",
-                hive_user="etl", hive_password=None)
-    base.update(kw)
-    return LogSpec(**base)
+# A row of log `clicks` (hourly, pipe-separated text, gzip) with a Hive table; KW overrides columns.
+log_spec = partial(log_row, base_partition="/lake", hive_table_name="clicks", hive_url="//127.0.0.1:10000/logs",
+                   hive_user="etl")
 
 
 def file_info(path: str, hour: int, kind: str = "data") -> FileInfo:

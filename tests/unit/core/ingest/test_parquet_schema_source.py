@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 import json
+from functools import partial
 
 import pyarrow as pa
 import pytest
 
 from pseidon_dagster.core import config as config_mod
 from pseidon_dagster.core.ingest import IngestError, parquet_schema
-from pseidon_dagster.core.logtable import LogSpec
+from tests.helpers import log_row
 
-
-def spec(**kw) -> LogSpec:
-    row = dict(log="clicks", format="json", output_format="parquet", base_partition="lake", log_partition="raw/c",
-               hive_table_name=None, hive_url=None, hive_user=None)
-    row.update(kw)
-    return LogSpec(**row)
+spec = partial(log_row, format="json", output_format="parquet", log_partition="raw/c")
 
 
 def test_a_log_without_a_hive_table_reads_its_schema_file(tmp_path):

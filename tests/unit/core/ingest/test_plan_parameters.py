@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+from functools import partial
 from pathlib import Path
 
 import pyarrow as pa
@@ -21,9 +22,10 @@ from pseidon_dagster.core.ingest.plan import (
     resolved_root,
     start_offsets,
 )
-from pseidon_dagster.core.logtable import LogConfigError, LogSpec
+from pseidon_dagster.core.logtable import LogConfigError
 from pseidon_dagster.core.model import Plan
 from pseidon_dagster.core.partitioning import FIRST_HOUR, HOUR_MS, LAST_HOUR, FileName
+from tests.helpers import log_row
 
 H = 493_000  # an hour in 2026
 CREATED = H * HOUR_MS + 123
@@ -33,11 +35,7 @@ def settings(tmp_path: Path, **writer):
     return config_mod.from_mapping({"data-dir": str(tmp_path), "writer": writer})
 
 
-def spec(**kw) -> LogSpec:
-    row = dict(log="clicks", format="txt:sep=pipe;ts=0", output_format="gzip", base_partition="lake",
-               log_partition="raw/clicks", hive_table_name=None, hive_url=None, hive_user=None, quarantine="quar")
-    row.update(kw)
-    return LogSpec(**row)
+spec = partial(log_row, quarantine="quar")
 
 
 def test_stored_offsets_are_where_partitions_start():
