@@ -124,8 +124,8 @@ class KafkaSource:
     def watermarks_many(self, partitions: dict[str, list[int]], admin: AdminClient | None = None,
                         consumer: Consumer | None = None) -> dict[str, dict[int, tuple[int, int]]]:
         """(low, high) watermarks of many partitions of many topics: ListOffsets requests for the earliest and the
-        latest offsets, LIST_OFFSETS_CHUNK partitions per call, all sent before any answer is awaited (librdkafka
-        groups each call's partitions by leader, one request per broker). The same numbers as watermarks() (checked
+        latest offsets, LIST_OFFSETS_CHUNK partitions per call, one call at a time (librdkafka groups each call's
+        partitions by leader, one request per broker). The same numbers as watermarks() (checked
         on tansu, which reports the high watermark as the last batch's base offset + 1 through both). A partition
         whose batched answer is an error other than "no answer" is asked again alone with watermarks()."""
         from confluent_kafka.admin import OffsetSpec
@@ -137,26 +137,19 @@ class KafkaSource:
         a = admin or self.admin()
         timeout = self.settings.kafka_timeout_s
         what = f"the watermarks of {len(tps)} partitions of {len(partitions)} topics"
-        calls = []  # (0: low / 1: high, futures)
-        try:
-            for which, spec in enumerate((OffsetSpec.earliest(), OffsetSpec.latest())):
-                for i in range(0, len(tps), LIST_OFFSETS_CHUNK):
-                    calls.append((which, a.list_offsets({tp: spec for tp in tps[i:i + LIST_OFFSETS_CHUNK]},
-                                                        request_timeout=timeout)))
-        except KafkaException as e:
-            raise self._no_answer(what, e) from None
         found: tuple[dict, dict] = ({}, {})
         retry: set[tuple[str, int]] = set()
-        for which, futures in calls:
-            for tp, fut in futures.items():
+        # One call at a time, each answered before the next is made: with two calls in flight, librdkafka 2.16's
+        # partition-leader lookup for the second (run in this thread) raced the first's (in its own thread) and
+        # crashed the process now and then (SIGSEGV in rd_kafka_topic_partition_list_query_leaders_async_worker).
+        for which, spec in enumerate((OffsetSpec.earliest(), OffsetSpec.latest())):
+            for i in range(0, len(tps), LIST_OFFSETS_CHUNK):
                 try:
-                    found[which][tp.topic, tp.partition] = fut.result(timeout + 1).offset
+                    futures = a.list_offsets({tp: spec for tp in tps[i:i + LIST_OFFSETS_CHUNK]},
+                                             request_timeout=timeout)
                 except KafkaException as e:
-                    if e.args[0].code() in _UNAVAILABLE:
-                        raise self._no_answer(what, e) from None
-                    retry.add((tp.topic, tp.partition))
-                except concurrent.futures.TimeoutError as e:
                     raise self._no_answer(what, e) from None
+                self._collect_offsets(futures, found[which], retry, what, timeout)
         alone: dict[str, list[int]] = {}
         for t, p in sorted(retry):
             alone.setdefault(t, []).append(p)
@@ -172,6 +165,19 @@ class KafkaSource:
             if key in low and key not in retry:
                 out[key[0]][key[1]] = (low[key], hi)
         return out
+
+    def _collect_offsets(self, futures: dict, into: dict, retry: set, what: str, timeout: float) -> None:
+        """The offsets of one list_offsets call into INTO; a partition answered with an error other than "no
+        answer" goes to RETRY (asked again alone)."""
+        for tp, fut in futures.items():
+            try:
+                into[tp.topic, tp.partition] = fut.result(timeout + 1).offset
+            except KafkaException as e:
+                if e.args[0].code() in _UNAVAILABLE:
+                    raise self._no_answer(what, e) from None
+                retry.add((tp.topic, tp.partition))
+            except concurrent.futures.TimeoutError as e:
+                raise self._no_answer(what, e) from None
 
     def _no_answer(self, what: str, err: BaseException) -> KafkaUnavailable:
         return KafkaUnavailable(f"Kafka at {self.settings.bootstrap_servers} did not answer while reading {what}: "
