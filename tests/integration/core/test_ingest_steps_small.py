@@ -109,6 +109,24 @@ def test_a_commit_refuses_a_result_of_another_plan(settings, log_table, kafka, s
         Ingestor(settings, spec, store, owner="root-2").commit(dataclasses.replace(staged, committed=False))
 
 
+def test_a_runs_seconds_add_up_its_steps(settings, log_table, kafka, store, group):
+    # One result through the steps in one process, as Ingestor.run (the CLI's `ingest`) takes them: its "seconds"
+    # (printed, and the duration /metrics shows) is the stage's time plus each later step's own.
+    topic = kafka.topic(1)
+    spec = add_log(log_table, group, topic)
+    kafka.produce(topic, make_messages(5, hours=1, partitions=1))
+    run = Ingestor(settings, spec, store)
+    t0 = time.monotonic()
+    result = run.stage()
+    staged = result.seconds
+    assert 0 < staged <= time.monotonic() - t0
+    for step in (run.register_files, run.commit):
+        before, t0 = result.seconds, time.monotonic()
+        step(result)
+        assert before <= result.seconds <= before + (time.monotonic() - t0)
+    assert result.committed and result.seconds >= staged and result.to_dict()["seconds"] == round(result.seconds, 3)
+
+
 def test_a_later_step_of_the_run_lets_go_of_the_lease_an_earlier_step_took(settings, log_table, kafka, store, group):
     topic = kafka.topic(1)
     spec = add_log(log_table, group, topic)
