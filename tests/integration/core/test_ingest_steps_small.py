@@ -12,6 +12,7 @@ import time
 import pytest
 
 from pseidon_dagster.core.ingest import IngestError, Ingestor
+from pseidon_dagster.core.offsets import OffsetError
 from tests.integration.core.test_ingest import add_log, make_messages
 
 
@@ -125,6 +126,22 @@ def test_a_runs_seconds_add_up_its_steps(settings, log_table, kafka, store, grou
         step(result)
         assert before <= result.seconds <= before + (time.monotonic() - t0)
     assert result.committed and result.seconds >= staged and result.to_dict()["seconds"] == round(result.seconds, 3)
+
+
+def test_a_commit_redis_refuses_leaves_the_result_uncommitted_and_can_be_taken_again(settings, log_table, kafka,
+                                                                                     store, group):
+    topic = kafka.topic(1)
+    spec = add_log(log_table, group, topic)
+    kafka.produce(topic, make_messages(5, hours=1, partitions=1))
+    run = Ingestor(settings, spec, store, owner="root-5")
+    staged = run.stage()
+    store.set(topic, {0: 9})  # moved past the plan's end while the run held the lease
+    with pytest.raises(OffsetError, match=f"^{topic}: the stored offset /{group}/offsets/{topic}/0=9 is past plan "
+                                          f"{staged.plan_id}'s end; nothing committed"):
+        run.commit(staged)
+    assert staged.to_dict()["committed"] is False and store.get(topic, [0]) == {0: 9}
+    store.set(topic, {0: 0})  # put back: the same step commits it now
+    assert run.commit(staged).committed and store.get(topic, [0]) == {0: 5}
 
 
 def test_a_later_step_of_the_run_lets_go_of_the_lease_an_earlier_step_took(settings, log_table, kafka, store, group):
