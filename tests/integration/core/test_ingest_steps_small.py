@@ -128,6 +128,17 @@ def test_a_runs_seconds_add_up_its_steps(settings, log_table, kafka, store, grou
     assert result.committed and result.seconds >= staged and result.to_dict()["seconds"] == round(result.seconds, 3)
 
 
+def test_the_last_commit_records_the_bytes_per_message_to_a_tenth(settings, log_table, kafka, store, group):
+    topic = kafka.topic(1)
+    spec = add_log(log_table, group, topic)
+    kafka.produce(topic, [(0, b"1795000000000|a"), (0, b"1795000000001|bb"), (0, b"1795000000002|dddd")])
+    done = Ingestor(settings, spec, store).run()
+    raw = sum(f.raw_bytes for f in done.data_files)
+    assert done.written == 3 and raw % 3  # a mean with more than one decimal
+    last = json.loads(store.r.get(store.last_commit_key(topic)))
+    assert last["bytes_per_message"] == round(raw / 3, 1)
+
+
 def test_a_commit_redis_refuses_leaves_the_result_uncommitted_and_can_be_taken_again(settings, log_table, kafka,
                                                                                      store, group):
     topic = kafka.topic(1)

@@ -88,6 +88,19 @@ def test_a_reset_floor_over_no_file_of_the_log_lets_the_run_go_on(settings, log_
     assert store.load_reset_floor(topic) == {}
 
 
+def test_a_run_that_stops_short_of_the_reset_floor_keeps_it(settings, log_table, kafka, store, group):
+    topic = kafka.topic(1)
+    spec = add_log(log_table, group, topic)
+    kafka.produce(topic, [(0, f"17950000000{i:02d}|m{i}".encode()) for i in range(5)])
+    store.set(topic, {0: 0})
+    store.save_reset_floor(topic, {0: 9})  # the lake may hold files up to offset 9 (none are there now)
+    assert ingest(settings, spec, store).offsets == {0: (0, 5)}
+    assert store.load_reset_floor(topic) == {0: 9}  # offsets 5..8 are still behind it: the next plan checks them
+    kafka.produce(topic, [(0, f"17950000000{i:02d}|m{i}".encode()) for i in range(5, 10)])
+    assert ingest(settings, spec, store).offsets == {0: (5, 10)}
+    assert store.load_reset_floor(topic) == {}
+
+
 def test_a_reset_over_only_quarantined_offsets_may_go_on(settings, log_table, kafka, store, group):
     """The floor guards the data files: offsets whose messages all went to quarantine hold no data file."""
     topic = kafka.topic(1)
