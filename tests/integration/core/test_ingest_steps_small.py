@@ -152,7 +152,21 @@ def test_a_commit_redis_refuses_leaves_the_result_uncommitted_and_can_be_taken_a
         run.commit(staged)
     assert staged.to_dict()["committed"] is False and store.get(topic, [0]) == {0: 9}
     store.set(topic, {0: 0})  # put back: the same step commits it now
-    assert run.commit(staged).committed and store.get(topic, [0]) == {0: 5}
+    done = run.commit(staged)
+    assert done.committed and store.get(topic, [0]) == {0: 5} and done.lag_after == 0  # all there was
+
+
+def test_a_commit_after_which_kafka_does_not_answer_commits_and_leaves_the_lag_unknown(settings, log_table, kafka,
+                                                                                       store, group):
+    topic = kafka.topic(1)
+    spec = add_log(log_table, group, topic)
+    kafka.produce(topic, make_messages(5, hours=1, partitions=1))
+    staged = Ingestor(settings, spec, store, owner="root-6").stage()
+    # the commit step, in a process that cannot reach Kafka (a closed port): the lag after it cannot be read
+    down = dataclasses.replace(settings, kafka_brokers=("127.0.0.1:1",), kafka_timeout_s=1.0)
+    done = Ingestor(down, spec, store, owner="root-6").commit(store.load_staged(topic, staged.plan_id))
+    assert done.committed and store.get(topic, [0]) == {0: 5}
+    assert done.to_dict()["lag_after"] is None  # Dagster shows "unknown (Kafka did not answer)"
 
 
 def test_a_later_step_of_the_run_lets_go_of_the_lease_an_earlier_step_took(settings, log_table, kafka, store, group):
