@@ -12,6 +12,7 @@ import time
 import pytest
 
 from pseidon_dagster.core.ingest import IngestError, Ingestor
+from pseidon_dagster.core.metrics.store import MetricsStore
 from pseidon_dagster.core.offsets import OffsetError
 from tests.integration.core.test_ingest import add_log, make_messages
 
@@ -137,6 +138,16 @@ def test_the_last_commit_records_the_bytes_per_message_to_a_tenth(settings, log_
     assert done.written == 3 and raw % 3  # a mean with more than one decimal
     last = json.loads(store.r.get(store.last_commit_key(topic)))
     assert last["bytes_per_message"] == round(raw / 3, 1)
+
+
+def test_a_commit_records_the_run_in_the_metrics_with_its_dagster_run(settings, log_table, kafka, store, group):
+    topic = kafka.topic(1)
+    spec = add_log(log_table, group, topic)
+    kafka.produce(topic, make_messages(5, hours=1, partitions=1))
+    done = Ingestor(settings, spec, store, owner="dagster:run-7").run()
+    last = MetricsStore(store.r, settings.etl_group).log_state(topic, done.committed_ms)["last-run"]
+    assert (last["run"], last["via"], last["plan"], last["messages"]) == ("run-7", "dagster", done.plan_id, 5)
+    assert last["seconds"] == round(done.seconds, 3)
 
 
 def test_a_commit_redis_refuses_leaves_the_result_uncommitted_and_can_be_taken_again(settings, log_table, kafka,
