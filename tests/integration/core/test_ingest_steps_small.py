@@ -148,6 +148,10 @@ def test_a_commit_records_the_run_in_the_metrics_with_its_dagster_run(settings, 
     last = MetricsStore(store.r, settings.etl_group).log_state(topic, done.committed_ms)["last-run"]
     assert (last["run"], last["via"], last["plan"], last["messages"]) == ("run-7", "dagster", done.plan_id, 5)
     assert last["seconds"] == round(done.seconds, 3)
+    kafka.produce(topic, make_messages(2, hours=1, partitions=1, start=5))
+    again = Ingestor(settings, spec, store, lock_token="dagster:run-8").run()  # the owner's earlier name
+    last = MetricsStore(store.r, settings.etl_group).log_state(topic, again.committed_ms)["last-run"]
+    assert (last["run"], last["via"], last["messages"]) == ("run-8", "dagster", 2)
 
 
 def test_a_commit_redis_refuses_leaves_the_result_uncommitted_and_can_be_taken_again(settings, log_table, kafka,
