@@ -12,6 +12,8 @@ import time
 import pytest
 
 from pseidon_dagster.core.ingest import IngestError, Ingestor
+from pseidon_dagster.core.metrics.store import MetricsStore
+from pseidon_dagster.core.offsets import OffsetError
 from tests.integration.core.test_ingest import add_log, make_messages
 
 
@@ -107,6 +109,79 @@ def test_a_commit_refuses_a_result_of_another_plan(settings, log_table, kafka, s
     assert run.commit(staged).committed and store.get(topic, [0]) == {0: 5}
     with pytest.raises(IngestError, match="the stored plan is none, not"):
         Ingestor(settings, spec, store, owner="root-2").commit(dataclasses.replace(staged, committed=False))
+
+
+def test_a_runs_seconds_add_up_its_steps(settings, log_table, kafka, store, group):
+    # One result through the steps in one process, as Ingestor.run (the CLI's `ingest`) takes them: its "seconds"
+    # (printed, and the duration /metrics shows) is the stage's time plus each later step's own.
+    topic = kafka.topic(1)
+    spec = add_log(log_table, group, topic)
+    kafka.produce(topic, make_messages(5, hours=1, partitions=1))
+    run = Ingestor(settings, spec, store)
+    t0 = time.monotonic()
+    result = run.stage()
+    staged = result.seconds
+    assert 0 < staged <= time.monotonic() - t0
+    for step in (run.register_files, run.commit):
+        before, t0 = result.seconds, time.monotonic()
+        step(result)
+        assert before <= result.seconds <= before + (time.monotonic() - t0)
+    assert result.committed and result.seconds >= staged and result.to_dict()["seconds"] == round(result.seconds, 3)
+
+
+def test_the_last_commit_records_the_bytes_per_message_to_a_tenth(settings, log_table, kafka, store, group):
+    topic = kafka.topic(1)
+    spec = add_log(log_table, group, topic)
+    kafka.produce(topic, [(0, b"1795000000000|a"), (0, b"1795000000001|bb"), (0, b"1795000000002|dddd")])
+    done = Ingestor(settings, spec, store).run()
+    raw = sum(f.raw_bytes for f in done.data_files)
+    assert done.written == 3 and raw % 3  # a mean with more than one decimal
+    last = json.loads(store.r.get(store.last_commit_key(topic)))
+    assert last["bytes_per_message"] == round(raw / 3, 1)
+
+
+def test_a_commit_records_the_run_in_the_metrics_with_its_dagster_run(settings, log_table, kafka, store, group):
+    topic = kafka.topic(1)
+    spec = add_log(log_table, group, topic)
+    kafka.produce(topic, make_messages(5, hours=1, partitions=1))
+    done = Ingestor(settings, spec, store, owner="dagster:run-7").run()
+    last = MetricsStore(store.r, settings.etl_group).log_state(topic, done.committed_ms)["last-run"]
+    assert (last["run"], last["via"], last["plan"], last["messages"]) == ("run-7", "dagster", done.plan_id, 5)
+    assert last["seconds"] == round(done.seconds, 3)
+    kafka.produce(topic, make_messages(2, hours=1, partitions=1, start=5))
+    again = Ingestor(settings, spec, store, lock_token="dagster:run-8").run()  # the owner's earlier name
+    last = MetricsStore(store.r, settings.etl_group).log_state(topic, again.committed_ms)["last-run"]
+    assert (last["run"], last["via"], last["messages"]) == ("run-8", "dagster", 2)
+
+
+def test_a_commit_redis_refuses_leaves_the_result_uncommitted_and_can_be_taken_again(settings, log_table, kafka,
+                                                                                     store, group):
+    topic = kafka.topic(1)
+    spec = add_log(log_table, group, topic)
+    kafka.produce(topic, make_messages(5, hours=1, partitions=1))
+    run = Ingestor(settings, spec, store, owner="root-5")
+    staged = run.stage()
+    store.set(topic, {0: 9})  # moved past the plan's end while the run held the lease
+    with pytest.raises(OffsetError, match=f"^{topic}: the stored offset /{group}/offsets/{topic}/0=9 is past plan "
+                                          f"{staged.plan_id}'s end; nothing committed"):
+        run.commit(staged)
+    assert staged.to_dict()["committed"] is False and store.get(topic, [0]) == {0: 9}
+    store.set(topic, {0: 0})  # put back: the same step commits it now
+    done = run.commit(staged)
+    assert done.committed and store.get(topic, [0]) == {0: 5} and done.lag_after == 0  # all there was
+
+
+def test_a_commit_after_which_kafka_does_not_answer_commits_and_leaves_the_lag_unknown(settings, log_table, kafka,
+                                                                                       store, group):
+    topic = kafka.topic(1)
+    spec = add_log(log_table, group, topic)
+    kafka.produce(topic, make_messages(5, hours=1, partitions=1))
+    staged = Ingestor(settings, spec, store, owner="root-6").stage()
+    # the commit step, in a process that cannot reach Kafka (a closed port): the lag after it cannot be read
+    down = dataclasses.replace(settings, kafka_brokers=("127.0.0.1:1",), kafka_timeout_s=1.0)
+    done = Ingestor(down, spec, store, owner="root-6").commit(store.load_staged(topic, staged.plan_id))
+    assert done.committed and store.get(topic, [0]) == {0: 5}
+    assert done.to_dict()["lag_after"] is None  # Dagster shows "unknown (Kafka did not answer)"
 
 
 def test_a_later_step_of_the_run_lets_go_of_the_lease_an_earlier_step_took(settings, log_table, kafka, store, group):

@@ -69,6 +69,15 @@ def test_offsets_of_other_logs_or_other_keys_are_not_this_logs(ostore, redis_cli
     assert ostore.all_offsets(LOG) == {10: 3} and ostore.has_offsets(LOG)
 
 
+def test_offsets_of_a_log_with_a_name_as_long_are_not_this_logs(ostore, redis_client, group):
+    # "clickz" has as many letters as "clicks": past the same number of characters its keys end in a partition too.
+    # (A log without offsets of its own resumes after the lake's files: another log's offsets must not hide that.)
+    redis_client.set(f"/{group}/offsets/clickz/4", "9")
+    assert ostore.all_offsets(LOG) == {} and not ostore.has_offsets(LOG)
+    redis_client.set(f"/{group}/offsets/{LOG}/0", "2")
+    assert ostore.all_offsets(LOG) == {0: 2} and ostore.has_offsets(LOG) and ostore.all_offsets("clickz") == {4: 9}
+
+
 def test_a_plan_is_stored_fenced_read_back_and_cleared_with_its_state(ostore, redis_client, lease, group):
     p = plan()
     redis_client.set(ostore.legacy_plan_key(LOG), plan("old").to_json())

@@ -83,6 +83,44 @@ def test_a_reset_floor_over_no_file_of_the_log_lets_the_run_go_on(settings, log_
     assert store.load_reset_floor(topic) == {}
 
 
+def test_a_run_that_stops_short_of_the_reset_floor_keeps_it(settings, log_table, kafka, store, group):
+    topic = kafka.topic(1)
+    spec = add_log(log_table, group, topic)
+    kafka.produce(topic, [(0, f"17950000000{i:02d}|m{i}".encode()) for i in range(5)])
+    store.set(topic, {0: 0})
+    store.save_reset_floor(topic, {0: 9})  # the lake may hold files up to offset 9 (none are there now)
+    assert ingest(settings, spec, store).offsets == {0: (0, 5)}
+    assert store.load_reset_floor(topic) == {0: 9}  # offsets 5..8 are still behind it: the next plan checks them
+    kafka.produce(topic, [(0, f"17950000000{i:02d}|m{i}".encode()) for i in range(5, 10)])
+    assert ingest(settings, spec, store).offsets == {0: (5, 10)}
+    assert store.load_reset_floor(topic) == {}
+
+
+@pytest.mark.parametrize("root", ["lake_X", "lake "])
+def test_offsets_reset_back_over_files_under_a_root_ending_in_x_or_a_space_are_refused(settings, log_table, kafka,
+                                                                                     store, group, root):
+    topic = kafka.topic(1)
+    spec = add_log(log_table, group, topic, base_partition=root)
+    kafka.produce(topic, [(0, f"17950000000{i:02d}|m{i}".encode()) for i in range(10)])
+    assert ingest(settings, spec, store).written == 10  # published under <data-dir>/<root>/
+    store.set(topic, {0: 4})
+    store.save_reset_floor(topic, {0: 10})
+    with pytest.raises(OffsetError, match=rf"^{topic}: offsets were reset back \(\[0\] 4\.\.9\) over 1 file"):
+        ingest(settings, spec, store)
+
+
+def test_a_file_starting_at_the_reset_floor_is_not_behind_it(settings, log_table, kafka, store, group):
+    topic = kafka.topic(1)
+    spec = add_log(log_table, group, topic)
+    kafka.produce(topic, [(0, f"17950000000{i:02d}|m{i}".encode()) for i in range(12)])
+    hour = Path(settings.data_dir) / "lake" / "raw" / topic / "date=20261118" / "hour=2026111808"
+    hour.mkdir(parents=True)
+    (hour / f"{topic}-2026-11-18-08.p0.o0000000000000000010-0000000000000000012.gz").write_bytes(b"")
+    store.set(topic, {0: 5})
+    store.save_reset_floor(topic, {0: 10})  # offsets 5..9 are behind it, and no file holds them
+    assert ingest(settings, spec, store).offsets == {0: (5, 12)}
+
+
 def test_a_reset_over_only_quarantined_offsets_may_go_on(settings, log_table, kafka, store, group):
     """The floor guards the data files: offsets whose messages all went to quarantine hold no data file."""
     topic = kafka.topic(1)

@@ -85,6 +85,16 @@ def test_the_lake_ends_are_the_highest_end_per_partition_of_data_and_quarantine_
     assert lake_ends(str(tmp_path / "none"), str(tmp_path / "none2"), spec()) == {}
 
 
+def test_the_lake_ends_are_read_under_the_roots_as_named_whatever_their_last_character(tmp_path):
+    # Only a trailing "/" is dropped from a root: a root ending in "X" or in a space is another directory than the
+    # one without it, and files there must count (else a log that lost its Redis offsets would read them again).
+    data, quar = tmp_path / "lake_X", tmp_path / "quar "
+    write_names(data, [f"raw/clicks/date=20260329/hour=2026032916/{FileName('clicks', H, 0, 0, 12, 'gz')}"])
+    write_names(quar, [f"raw/clicks/date=20260329/{FileName('clicks', H, 1, 0, 7, 'jsonl.gz')}"])
+    assert lake_ends(str(data), str(quar), spec()) == {0: 12, 1: 7}
+    assert lake_ends(f"{data}/", f"{quar}/", spec()) == {0: 12, 1: 7}
+
+
 def test_relative_roots_are_under_the_data_dir_and_uris_stay(tmp_path, monkeypatch):
     s = settings(tmp_path)
     assert resolved_root(s, "lake") == str(tmp_path / "lake")
