@@ -10,6 +10,7 @@ import pyarrow as pa
 from pseidon_dagster.core.formats import build_parser
 from pseidon_dagster.core.hive import schema_from_columns
 from pseidon_dagster.core.ingest.decode import Decoder
+from pseidon_dagster.core.ingest.route import Router
 from pseidon_dagster.core.ingest.vector import VectorDecoder, runs
 from pseidon_dagster.core.schemas import RowConverter
 
@@ -186,3 +187,48 @@ def test_dates_at_either_end_of_the_window_are_accepted():
     values[2] = b"2026-11-20T07:30:00.001Z,c,x,true"
     batch = text_vector(lo=lo, hi=hi).decode(values)
     assert batch is not None and batch.good[0] and batch.good[1] and set(batch.bad) == {2}
+
+
+def counting(parse, seen):
+    """PARSE, noting each value it is asked about (the message path's parser, which the batch falls back on)."""
+    def wrapped(value):
+        seen.append(value)
+        return parse(value)
+    return wrapped
+
+
+def test_only_the_messages_arrow_cannot_read_are_given_to_the_message_parser():
+    # the point of the batch: one bad timestamp must not send the whole batch to the parser message by message
+    for fmt, values in (("txt:sep=,;ts=0", lines(64)), ("txt:sep=,;ts=1", [f"x{i},{BASE + i},y".encode()
+                                                                             for i in range(64)])):
+        parser = build_parser(fmt)
+        seen: list = []
+        v = VectorDecoder.for_parser(parser, counting(Decoder.for_text(parser).parse, seen), 0, 10 ** 15)
+        assert v.decode(values) is not None and seen == []  # plain integers: the parser is not asked at all
+        odd = list(values)
+        odd[3] = b"2026-11-20T07:30:00Z,iso,x" if fmt.endswith("0") else b"x,2026-11-20T07:30:00Z,y"
+        odd[5] = b"not-a-time,x,y" if fmt.endswith("0") else b"x,not-a-time,y"
+        if fmt.endswith("1"):
+            odd[9] = b"only-one-field"  # too short to hold the timestamp
+        batch = v.decode(odd)
+        assert batch is not None and set(batch.bad) == ({5} if fmt.endswith("0") else {5, 9})
+        assert batch.good[3] and batch.hours[3] == 498_655
+        assert sorted(seen) == sorted(odd[i] for i in ((3, 5) if fmt.endswith("0") else (3, 5, 9)))
+
+
+def test_a_parser_bug_is_quarantined_with_the_words_of_the_message_path():
+    parser = build_parser("txt:sep=,;ts=0")
+
+    def buggy(value):  # a parser that fails on one value with an error it does not mean (not a MessageError)
+        if value.startswith(b"bug"):
+            raise ZeroDivisionError("division by zero")
+        return parser.line(value)
+
+    values = lines(64)
+    values[4] = b"bug,4,x,true"
+    batch = VectorDecoder.for_parser(parser, buggy, 0, 10 ** 15).decode(values)
+    assert batch is not None and batch.bad == {4: "ZeroDivisionError: division by zero"}
+    assert batch.good.sum() == 63
+    ts, out, sizes, bad = Decoder(buggy, rows=False).decode(values)  # the message path: the same record
+    hours = Router(0, 10 ** 15, text=True).route(ts, out, sizes, bad)
+    assert bad == batch.bad and hours[4] is None and hours[5] == batch.hours[5]

@@ -80,3 +80,20 @@ def test_an_aborted_attempt_leaves_no_temporary_file(tmp_path):
     sink.abort()
     assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
     sink.abort()  # twice is harmless
+
+
+def test_an_aborted_attempt_closes_the_output_streams_it_opened(tmp_path):
+    streams = []  # the storage's real output streams, as the sink's writers got them
+
+    def open_writer(stream):
+        streams.append(stream)
+        return open_text(stream, "gzip")
+
+    sink = Sink("data", str(tmp_path), "clicks", "raw/clicks", True, "gz", open_writer, 7, lambda **kw: None,
+                flush_bytes=1, fsync=False)
+    for p in range(3):
+        sink.append(sink.open(p, 493_000, 0), b"x\n", 2)  # each flushed at once: an open stream
+    assert len(streams) == 3 and not any(s.closed for s in streams)
+    sink.abort()
+    assert all(s.closed for s in streams)  # not left open (a remote filesystem's upload) until garbage collection
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
