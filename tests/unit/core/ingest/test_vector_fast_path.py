@@ -189,33 +189,6 @@ def test_dates_at_either_end_of_the_window_are_accepted():
     assert batch is not None and batch.good[0] and batch.good[1] and set(batch.bad) == {2}
 
 
-def counting(parse, seen):
-    """PARSE, noting each value it is asked about (the message path's parser, which the batch falls back on)."""
-    def wrapped(value):
-        seen.append(value)
-        return parse(value)
-    return wrapped
-
-
-def test_only_the_messages_arrow_cannot_read_are_given_to_the_message_parser():
-    # the point of the batch: one bad timestamp must not send the whole batch to the parser message by message
-    for fmt, values in (("txt:sep=,;ts=0", lines(64)), ("txt:sep=,;ts=1", [f"x{i},{BASE + i},y".encode()
-                                                                             for i in range(64)])):
-        parser = build_parser(fmt)
-        seen: list = []
-        v = VectorDecoder.for_parser(parser, counting(Decoder.for_text(parser).parse, seen), 0, 10 ** 15)
-        assert v.decode(values) is not None and seen == []  # plain integers: the parser is not asked at all
-        odd = list(values)
-        odd[3] = b"2026-11-20T07:30:00Z,iso,x" if fmt.endswith("0") else b"x,2026-11-20T07:30:00Z,y"
-        odd[5] = b"not-a-time,x,y" if fmt.endswith("0") else b"x,not-a-time,y"
-        if fmt.endswith("1"):
-            odd[9] = b"only-one-field"  # too short to hold the timestamp
-        batch = v.decode(odd)
-        assert batch is not None and set(batch.bad) == ({5} if fmt.endswith("0") else {5, 9})
-        assert batch.good[3] and batch.hours[3] == 498_655
-        assert sorted(seen) == sorted(odd[i] for i in ((3, 5) if fmt.endswith("0") else (3, 5, 9)))
-
-
 def test_a_parser_bug_is_quarantined_with_the_words_of_the_message_path():
     parser = build_parser("txt:sep=,;ts=0")
 
