@@ -66,7 +66,7 @@ clean:
 	rm -rf var build *.egg-info
 
 # Mutation testing of the ingest stages, the offsets, the file names and the in-run checks ([tool.mutmut] in
-# pyproject.toml): about an hour on 2 CPUs, not in CI. Needs MariaDB and Redis as `make test` does; prints the
+# pyproject.toml): one to two hours on 2 CPUs, not in CI. Needs MariaDB and Redis as `make test` does; prints the
 # numbers and the mutants no test killed (docs/mutation-survivors.md says why each may survive).
 .PHONY: mutate
 mutate: $(STAMP)
