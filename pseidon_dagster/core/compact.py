@@ -18,6 +18,7 @@ from collections.abc import Iterable
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from .model import FileInfo
 from .output_formats import BY_EXTENSION, count_records, open_text, text_chunks
 from .partitioning import HOUR_MS, FileName
 from .rebuild import UNCHANGED, HourReport, HourRewriter, RebuildError, RebuildResult
@@ -117,8 +118,6 @@ class Compactor(HourRewriter):
         return RebuildResult(self.spec.log, [reports[h] for h in hours], [], dry_run)
 
     def _merge(self, group: _Group, hour: int, directory: str, token: int):
-        from .model import FileInfo
-
         w = self.settings.writer
         ext = _name(group.files[0]).ext
         final = os.path.join(directory, group.name(self.spec.log, hour, ext))

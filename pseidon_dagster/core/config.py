@@ -21,7 +21,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.engine import URL
+
 from . import edn, paths
+from .formats.registry import RegistryUnavailable, check_config, normalize_url
 from .secrets import SecretMap, VaultConfig, is_reference, parse_reference, resolver_for
 
 log = logging.getLogger(__name__)
@@ -290,8 +293,6 @@ def kafka_config(value: Any, name: str) -> SecretMap:
 
 
 def registry_config(value: Any, name: str) -> SecretMap:
-    from .formats.registry import check_config
-
     try:
         return SecretMap(check_config(_typed(value, name, dict)))
     except ValueError as e:
@@ -353,8 +354,6 @@ _JDBC_SUBNAME = re.compile(r"^//(?P<hostport>[^/?]+)(?:/(?P<db>[^?;]*))?(?:[?;](
 def db_url(host: str, user: str | None, pwd: str | None) -> str:
     """:etl-db-host as a SQLAlchemy URL. Accepts the original JDBC subname (//host:3306/db?...), a full
     jdbc:mysql:// URL, or any SQLAlchemy URL (sqlite:///..., mysql+pymysql://...)."""
-    from sqlalchemy.engine import URL
-
     if host.startswith("jdbc:mysql:") or host.startswith("jdbc:mariadb:"):
         host = host.split(":", 2)[2]
     m = _JDBC_SUBNAME.match(host)
@@ -376,8 +375,6 @@ def db_url(host: str, user: str | None, pwd: str | None) -> str:
 
 def _root_finish(fields: dict[str, Any]) -> dict[str, Any]:
     if "basic.auth.user.info" in fields.get("avro_schema_registry_config", {}):  # and user-info in the URL too?
-        from .formats.registry import RegistryUnavailable, check_config, normalize_url
-
         try:
             check_config(fields["avro_schema_registry_config"],
                          normalize_url(fields.get("avro_schema_registry_url")))

@@ -11,7 +11,12 @@ import dataclasses
 import logging
 import re
 
+import redis
+import sqlalchemy as sa
+
 from .config import ConfigError, Settings
+from .kafka import KafkaUnavailable, TopicNotFound
+from .logtable import LogTableUnavailable, NoLogTable
 from .secrets import SecretMap
 
 LIBRDKAFKA = logging.getLogger("pseidon_dagster.librdkafka")
@@ -30,12 +35,6 @@ def quiet_kafka(settings: Settings, verbose: bool) -> Settings:
 
 def explain(e: BaseException, settings: Settings | None = None, config: str | None = None) -> str:
     """E as one line: where (server and config key) and what to do, when it is a known kind of failure."""
-    import redis
-    import sqlalchemy as sa
-
-    from .kafka import KafkaUnavailable, TopicNotFound
-    from .logtable import LogTableUnavailable, NoLogTable
-
     conf = f" --config {config}" if config else ""
     if isinstance(e, TopicNotFound) and settings is not None:
         topic = re.search(r"topic ('[^']*')", str(e))

@@ -17,6 +17,10 @@ import os
 import re
 import stat
 
+from sqlalchemy.engine import make_url
+
+from .config import ConfigError
+
 log = logging.getLogger(__name__)
 
 ENV_FILE = "PSEIDON_FATAL_ERRORS_FILE"  # where to write when pseidon.edn itself cannot be read
@@ -43,8 +47,6 @@ def _chain(exc: BaseException | None):
 def classify(exc: BaseException | None) -> str | None:
     """'unreadable config', 'authentication refused' or 'permission denied' when EXC (or what caused it) is fatal;
     None for everything a retry may fix (a server down, a timeout, a lease held, a bug in a row)."""
-    from .config import ConfigError
-
     for e in _chain(exc):
         if isinstance(e, ConfigError):
             return "unreadable config"
@@ -129,8 +131,6 @@ def secrets_of(settings) -> list[str | None]:
         return []
     out = [settings.etl_db_pwd, settings.redis.password, settings.metrics_redis.password, settings.ops.alert_webhook]
     try:
-        from sqlalchemy.engine import make_url
-
         out.append(make_url(settings.etl_db_url).password)
     except Exception:  # noqa: BLE001
         pass

@@ -21,7 +21,7 @@ from . import failpoints
 from .config import Settings
 from .hive import partition_spec, partition_values
 from .lease import Lease
-from .logtable import LogSpec
+from .model import LogSpec
 from .offsets import OffsetStore
 from .partitioning import hour_start
 

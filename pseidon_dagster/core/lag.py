@@ -13,7 +13,7 @@ from confluent_kafka import Consumer
 
 from .config import Settings
 from .kafka import KafkaSource, TopicNotFound
-from .offsets import OffsetError, OffsetStore
+from .offsets import OffsetError, OffsetStore, start_offsets
 
 SENSOR_KAFKA_TIMEOUT_S = 3.0
 SENSOR_REDIS_TIMEOUT_S = 3.0
@@ -43,8 +43,6 @@ class LogLag:
     def starts(self) -> dict[int, int]:
         """Where a run would start reading, by the planner's rule (a log without any offset that has files in the
         lake resumes after them; the sensor does not look, so it counts such a log as new)."""
-        from .ingest.plan import start_offsets
-
         return start_offsets(self.stored, self.marks, self.use_earliest)[0]
 
     @functools.cached_property

@@ -14,10 +14,11 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from . import paths
+from . import paths, secrets
 from .config import Settings
 from .formats import DescriptorError, parse_descriptor
 from .hive import CatalogError, split_table, table_name_of, target_for
+from .model import DEFAULT_QUARANTINE, LogSpec
 from .output_formats import OUTPUT_FORMATS, OutputFormatError, output_format
 
 metadata = sa.MetaData()
@@ -46,7 +47,6 @@ pseidon_logs = sa.Table(
 # The quarantine of a row that names none: <data-dir>/quarantine. The seed DDL's server default (kept for
 # compatibility) is what an INSERT without a quarantine stores, so it means "none named" too: /tmp is shared and
 # world-writable, no place for the lake's rejected messages.
-DEFAULT_QUARANTINE = "quarantine"
 _TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 
 
@@ -81,34 +81,6 @@ class LogConfigError(ValueError):
         super().__init__(f"pseidon_logs row {log!r}, column {column}: {problem}")
         self.log = log
         self.column = column
-
-
-@dataclasses.dataclass(frozen=True)
-class LogSpec:
-    log: str
-    format: str
-    output_format: str  # normalised: a name in output_formats.OUTPUT_FORMATS
-    base_partition: str
-    log_partition: str
-    hive_table_name: str | None
-    hive_url: str | None
-    hive_user: str | None
-    hive_password: str | None = dataclasses.field(repr=False, default=None)
-    quarantine: str = DEFAULT_QUARANTINE
-    log_group: str = "default"
-    enabled: bool = True
-    date_format: str = "datehour"
-    retention_hours: int | None = None  # optional columns; unset: :retention-hours / :quarantine-retention-hours
-    quarantine_retention_hours: int | None = None
-    raw_output_format: str | None = None
-
-    @property
-    def hourly(self) -> bool:
-        return self.date_format == "datehour"
-
-    @property
-    def topic(self) -> str:
-        return self.log
 
 
 def engine_for(url: str) -> sa.Engine:
@@ -228,8 +200,6 @@ def confine(spec: LogSpec, settings: Settings) -> LogSpec:
             split_table(table_name_of(spec), target.database)
         except CatalogError as e:
             raise LogConfigError(spec.log, "hive_table_name", str(e)) from None
-    from . import secrets
-
     if secrets.is_reference(spec.hive_password):
         try:
             secrets.check_row_reference(spec.hive_password, settings.vault)

@@ -1,5 +1,6 @@
 """The values the run's stages hand to each other and to the Dagster layer. No I/O here.
 
+    LogSpec      one pseidon_logs row, validated and confined (logtable.validate_row makes it)
     Plan         what one run reads: per Kafka partition [start, end), with everything that decides file names and
                  bytes frozen in `params` (so a replay writes the same files)
     FileInfo     one published file
@@ -10,12 +11,37 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from .logtable import LogSpec
 
 QUARANTINE_EXT = "jsonl.gz"
+DEFAULT_QUARANTINE = "quarantine"  # a row's quarantine directory when its column is empty
+
+
+@dataclasses.dataclass(frozen=True)
+class LogSpec:
+    log: str
+    format: str
+    output_format: str  # normalised: a name in output_formats.OUTPUT_FORMATS
+    base_partition: str
+    log_partition: str
+    hive_table_name: str | None
+    hive_url: str | None
+    hive_user: str | None
+    hive_password: str | None = dataclasses.field(repr=False, default=None)
+    quarantine: str = DEFAULT_QUARANTINE
+    log_group: str = "default"
+    enabled: bool = True
+    date_format: str = "datehour"
+    retention_hours: int | None = None  # optional columns; unset: :retention-hours / :quarantine-retention-hours
+    quarantine_retention_hours: int | None = None
+    raw_output_format: str | None = None
+
+    @property
+    def hourly(self) -> bool:
+        return self.date_format == "datehour"
+
+    @property
+    def topic(self) -> str:
+        return self.log
 
 
 @dataclasses.dataclass(frozen=True)

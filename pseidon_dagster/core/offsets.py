@@ -83,10 +83,33 @@ def answering(client: RedisClient, what: str) -> Iterator[None]:
 def start_offset(stored: int | None, low: int, high: int, use_earliest: bool) -> int:
     """Where a partition of a log that has never stored an offset starts: the low watermark with
     :kafka-use-earliest, else the high one. (Partitions added to a log that already has offsets start at their low
-    watermark: see plan.start_offsets.) Not clamped: below `low` means expired data, above `high` an error."""
+    watermark: see start_offsets.) Not clamped: below `low` means expired data, above `high` an error."""
     if stored is not None:
         return stored
     return low if use_earliest else high
+
+
+def start_offsets(stored: dict[int, int | None], marks: dict[int, tuple[int, int]], use_earliest: bool,
+                  lake: dict[int, int] | None = None) -> tuple[dict[int, int], dict[int, str]]:
+    """Where each partition's next read starts, and a note for those not simply at their stored offset. LAKE: the
+    file names' end offsets, when the log has no offsets at all (None when not looked at)."""
+    starts: dict[int, int] = {}
+    notes: dict[int, str] = {}
+    any_stored = any(v is not None for v in stored.values())
+    for p, (lo, hi) in sorted(marks.items()):
+        offset = stored.get(p)
+        if offset is not None:
+            starts[p] = offset
+        elif any_stored:
+            starts[p] = lo
+            notes[p] = f"new partition: no offset stored while others are, starting at its low watermark {lo}"
+        elif lake:
+            starts[p] = lake.get(p, lo)
+            notes[p] = (f"no offsets in Redis: resuming after the lake's files at {starts[p]}" if p in lake else
+                        f"no offsets in Redis and no files of this partition in the lake: low watermark {lo}")
+        else:
+            starts[p] = start_offset(None, lo, hi, use_earliest)
+    return starts, notes
 
 
 def connect(settings: RedisSettings) -> RedisClient:

@@ -53,8 +53,7 @@ from .ingest.sink import HourFile, Sink
 from .ingest.write import row_group_bytes
 from .kafka import KafkaSource
 from .lease import Lease, new_owner
-from .logtable import LogSpec
-from .model import FileInfo
+from .model import FileInfo, LogSpec
 from .offsets import OffsetStore
 from .output_formats import OUTPUT_FORMATS, count_records, open_text
 from .partitioning import HOUR_MS, FileName, hour_start, partition_dir

@@ -19,13 +19,12 @@ import os
 import posixpath
 import re
 from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
 from .. import secrets
 from ..config import Settings
-from ..model import FileInfo, IngestResult
+from ..model import FileInfo, IngestResult, LogSpec
 from ..partitioning import hour_start, partition_dir
 from .client import HiveCatalog
 from .errors import CatalogError
@@ -33,12 +32,9 @@ from .sql import DEFAULT_DATABASE, ESCAPED_PROPERTIES, ident, partition_spec, sp
 from .types import SchemaError, arrow_columns, load_schema_file, schema_from_columns
 from .url import target_for
 
-if TYPE_CHECKING:  # logtable validates rows with this package, so LogSpec is for annotations only
-    from ..logtable import LogSpec
-
 log = logging.getLogger(__name__)
 
-CatalogFactory = Callable[[Settings, "LogSpec"], tuple[HiveCatalog, str, str]]
+CatalogFactory = Callable[[Settings, LogSpec], tuple[HiveCatalog, str, str]]
 Registrar = Callable[[IngestResult], list[str]]
 
 

@@ -8,16 +8,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 from .. import paths
 from ..formats import parse_descriptor
 from ..formats.txt import separator
+from ..model import LogSpec
 from .errors import CatalogError
 from .types import column_type
-
-if TYPE_CHECKING:  # logtable validates rows with this package, so LogSpec is for annotations only
-    from ..logtable import LogSpec
 
 DEFAULT_DATABASE = "default"
 TEXT_FORMATS = ("gzip", "txt", "bzip2", "zstd")

@@ -28,7 +28,7 @@ from ..kafka import KafkaSource
 from ..lease import Lease
 from ..logtable import LogSpec, confine
 from ..model import QUARANTINE_EXT, Plan
-from ..offsets import OffsetError, OffsetStore, now_ms, start_offset
+from ..offsets import OffsetError, OffsetStore, now_ms, start_offsets
 from ..partitioning import FIRST_HOUR, HOUR_MS, LAST_HOUR, FileName
 from ..storage import Storage
 from .route import QUARANTINE
@@ -57,29 +57,6 @@ def lake_ends(data_root: str, quarantine_root: str, spec: LogSpec) -> dict[int, 
             if name is not None and name.log == spec.log:
                 ends[name.partition] = max(ends.get(name.partition, 0), name.end)
     return ends
-
-
-def start_offsets(stored: dict[int, int | None], marks: dict[int, tuple[int, int]], use_earliest: bool,
-                  lake: dict[int, int] | None = None) -> tuple[dict[int, int], dict[int, str]]:
-    """Where each partition's next read starts, and a note for those not simply at their stored offset. LAKE: the
-    file names' end offsets, when the log has no offsets at all (None when not looked at)."""
-    starts: dict[int, int] = {}
-    notes: dict[int, str] = {}
-    any_stored = any(v is not None for v in stored.values())
-    for p, (lo, hi) in sorted(marks.items()):
-        offset = stored.get(p)
-        if offset is not None:
-            starts[p] = offset
-        elif any_stored:
-            starts[p] = lo
-            notes[p] = f"new partition: no offset stored while others are, starting at its low watermark {lo}"
-        elif lake:
-            starts[p] = lake.get(p, lo)
-            notes[p] = (f"no offsets in Redis: resuming after the lake's files at {starts[p]}" if p in lake else
-                        f"no offsets in Redis and no files of this partition in the lake: low watermark {lo}")
-        else:
-            starts[p] = start_offset(None, lo, hi, use_earliest)
-    return starts, notes
 
 
 def resolved_root(settings: Settings, path: str) -> str:

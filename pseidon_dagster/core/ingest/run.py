@@ -24,8 +24,8 @@ from ..config import Settings
 from ..hive import catalog_for, hive_schema_for, load_schema_file
 from ..kafka import KafkaSource, KafkaUnavailable
 from ..lease import Lease, new_owner
-from ..logtable import LogSpec
-from ..model import IngestResult, Plan
+from ..metrics import record_commit_safely
+from ..model import IngestResult, LogSpec, Plan
 from ..offsets import LeaseLost, OffsetStore
 from ..storage import Storage
 from .plan import FROZEN_ROW_FIELDS, IngestError, Planner, frozen_schema, frozen_spec
@@ -89,7 +89,7 @@ class Ingestor:
         lease = self._lease()
         try:
             if self.store.load_rebuild(self.spec.topic):  # a killed backfill left an hour half swapped: finish it
-                from ..hourswap import finish_pending
+                from ..hourswap import finish_pending  # lazy: a run worker loads no backfill machinery
 
                 finish_pending(self.settings, self.spec, self.store, lease, self._catalog)
             planner = Planner(self.settings, self.spec, self.store, self.kafka, lease, self._schema)
@@ -168,7 +168,6 @@ class Ingestor:
             result.lag_after = None
         result.seconds += time.monotonic() - t0
         # Operations counters (/metrics, status): after the commit; never raises, a failure is only logged.
-        from ..metrics import record_commit_safely
         record_commit_safely(self.settings, result, self.owner, self.store.r)
         return result
 

@@ -16,8 +16,11 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
+import numpy as np
+
 from ..model import FileInfo
 from .sink import HourFile, Sink
+from .vector import runs
 
 
 def open_per_partition(max_open_files: int, partitions: int) -> int:
@@ -92,10 +95,6 @@ class SegmentWriter:
     def add_runs(self, p: int, msgs: list, batch, quarantine_record: Callable[[int, str], bytes]) -> None:
         """The same as add() for a VectorBatch (ingest/vector.py), a run of consecutive messages of one hour at a
         time: the same cuts at the same offsets, the same records in the same files."""
-        import numpy as np
-
-        from .vector import runs
-
         rules, data = self.rules, self.data
         sizes, hours, good = batch.sizes, batch.hours, batch.good
         for a, b in runs(hours, good):

@@ -20,8 +20,7 @@ from ..config import Settings
 from ..formats import build_parser
 from ..kafka import KafkaSource, KafkaUnavailable, TopicNotFound
 from ..lease import Lease
-from ..logtable import LogSpec
-from ..model import QUARANTINE_EXT, Counts, FileInfo, Plan
+from ..model import QUARANTINE_EXT, Counts, FileInfo, LogSpec, Plan
 from ..offsets import LeaseLost, OffsetError, OffsetStore, RedisUnavailable, connect
 from ..output_formats import OUTPUT_FORMATS, open_text
 from ..partitioning import HOUR_MS

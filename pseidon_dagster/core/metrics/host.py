@@ -4,14 +4,13 @@ from __future__ import annotations
 import os
 import socket
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import redis
+from sqlalchemy.engine import make_url
 
 from ..config import Settings
-
-if TYPE_CHECKING:
-    from ..offsets import RedisClient
+from ..offsets import RedisClient, redis_where
 
 
 def _resolve(host: str) -> set[str]:
@@ -29,8 +28,6 @@ def _endpoints(settings: Settings) -> dict[str, set[tuple[str, int]]]:
     for host, port in {*settings.redis.hosts, *settings.metrics_redis.hosts}:
         out["redis"].update((ip, port) for ip in _resolve(host))
     try:
-        from sqlalchemy.engine import make_url
-
         u = make_url(settings.etl_db_url)
         if u.host:
             out["etl-db"].update((ip, u.port or 3306) for ip in _resolve(u.host))
@@ -103,8 +100,6 @@ def _own_rss_mb() -> float | None:
 
 
 def redis_info(r: RedisClient) -> dict:
-    from ..offsets import redis_where
-
     out: dict[str, Any] = {"server": redis_where(r)}
     try:
         t0 = time.monotonic()

@@ -7,6 +7,10 @@ from collections.abc import Callable
 from typing import Any
 
 from ..config import Settings
+from ..kafka import KafkaSource, KafkaUnavailable
+from ..lag import measure, sensor_settings
+from ..logtable import LogTable
+from ..offsets import OffsetStore, connect
 from .host import _own_rss_mb, host_memory, open_connections, redis_info
 from .store import (
     MEASURE_BUDGET_S,
@@ -51,11 +55,6 @@ class Snapshotter:
             return page
 
     def _build(self, settings: Settings, at: int) -> dict:
-        from ..kafka import KafkaSource, KafkaUnavailable
-        from ..lag import measure, sensor_settings
-        from ..logtable import LogTable
-        from ..offsets import OffsetStore, connect
-
         quick = sensor_settings(settings)
         table = LogTable.for_settings(quick)
         offsets_r = connect(quick.redis)

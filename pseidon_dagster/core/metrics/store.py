@@ -8,12 +8,10 @@ import logging
 import resource
 import socket
 import time
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 from ..config import RedisSettings, Settings
-
-if TYPE_CHECKING:
-    from ..offsets import RedisClient  # a client of offsets.connect: replies are str (decode_responses)
+from ..offsets import RedisClient, connect, redis_where  # RedisClient: a client of connect, replies are str
 
 log = logging.getLogger(__name__)
 
@@ -176,8 +174,6 @@ class MetricsStore:
 
 
 def _client(settings: RedisSettings) -> RedisClient:
-    from ..offsets import connect
-
     return connect(dataclasses.replace(settings, timeout_s=min(settings.timeout_s, METRICS_REDIS_TIMEOUT_S)))
 
 
@@ -199,8 +195,6 @@ def record_commit_safely(settings: Settings, result, owner: str | None = None,
         MetricsStore(r, settings.etl_group).record_commit(result, run=run, via=via, host=socket.gethostname(),
                                                           max_rss_mb=peak_rss_mb())
     except Exception as e:  # noqa: BLE001 - metrics must never fail a committed run
-        from ..offsets import redis_where
-
         where = redis_where(r) if r is not None else "Redis"
         log.warning("%s: run metrics not recorded in %s (:metrics :redis): %s: %s", result.log, where,
                     type(e).__name__, e)
@@ -217,8 +211,6 @@ def publish_queues(settings: Settings, waiting: list[str], queued: int, running:
     """Replace `<group>-kafka-work-queue` (offsets Redis) with WAITING, one log name per entry, so LLEN is the number
     of logs with lag waiting for a run; and note the run queue for /metrics. Raises on Redis errors (the caller,
     the sensor, logs them and goes on)."""
-    from ..offsets import connect
-
     r = offsets_client or connect(settings.redis)
     try:
         key = work_queue_key(settings.etl_group)

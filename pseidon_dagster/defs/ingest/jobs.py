@@ -25,7 +25,7 @@ from ...core.config import Settings
 from ...core.hive import create_table_for, registrar_for
 from ...core.ingest import IngestError, Ingestor, IngestResult
 from ...core.lease import Lease
-from ...core.logtable import LogSpec
+from ...core.model import LogSpec
 from ..ops.fatal import fatal_errors
 from .constants import (
     COMMIT_OP,

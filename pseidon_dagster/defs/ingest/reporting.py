@@ -12,7 +12,7 @@ import dagster as dg
 from ...core.config import Settings
 from ...core.hive import partition_spec, partition_values
 from ...core.ingest import FileInfo, IngestResult
-from ...core.logtable import LogSpec
+from ...core.model import LogSpec
 from ...core.partitioning import hour_key, hour_start
 from .checks import file_detail, run_continuity, run_record_counts
 from .constants import (

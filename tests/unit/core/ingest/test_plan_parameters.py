@@ -20,10 +20,10 @@ from pseidon_dagster.core.ingest.plan import (
     lake_ends,
     params_for,
     resolved_root,
-    start_offsets,
 )
 from pseidon_dagster.core.logtable import LogConfigError
 from pseidon_dagster.core.model import Plan
+from pseidon_dagster.core.offsets import start_offsets
 from pseidon_dagster.core.partitioning import FIRST_HOUR, HOUR_MS, LAST_HOUR, FileName
 from tests.helpers import log_row
 
