@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import subprocess
 import sys
 import urllib.request
@@ -144,6 +145,19 @@ def test_a_metrics_redis_that_does_not_answer_never_fails_a_run(settings, log_ta
     assert any("metrics" in r.getMessage() and "not recorded" in r.getMessage() for r in caplog.records)
 
 
+def stop_or_show_stacks(proc: subprocess.Popen, timeout: float = 60) -> None:
+    """SIGTERM, and fail with the process's thread stacks if it does not end within TIMEOUT. (Under `make test`,
+    coverage's SIGTERM handler first writes the process's data; once, in a full run, the server was not gone after
+    10 s and nothing showed why.)"""
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGABRT)
+        out = proc.communicate(timeout=30)[0].decode(errors="replace")
+        pytest.fail(f"{proc.args[:2]} did not end {timeout:.0f} s after SIGTERM; its threads:\n{out[-20000:]}")
+
+
 def test_metrics_server_command_binds_loopback(tmp_path, settings, log_table, kafka, store, group):
     topic = kafka.topic(2)
     spec = add_log(log_table, group, topic)
@@ -152,8 +166,9 @@ def test_metrics_server_command_binds_loopback(tmp_path, settings, log_table, ka
     port = _free_port()
     conf = write_conf(tmp_path / "pseidon.edn", settings, **{"monitor-port": port})
     exe = os.path.join(os.path.dirname(sys.executable), "pseidon-dagster")
+    # PYTHONFAULTHANDLER: if it ever hangs on SIGTERM, SIGABRT makes it print every thread's stack (below).
     proc = subprocess.Popen([exe, "metrics-server", "--config", str(conf)], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT)
+                            stderr=subprocess.STDOUT, env={**os.environ, "PYTHONFAULTHANDLER": "1"})
     try:
         assert wait_for(lambda: _answers(port), 30), proc.stdout.read1(10000) if proc.poll() is not None else ""
         page = json.loads(get(f"http://127.0.0.1:{port}/metrics")[2])
@@ -164,8 +179,7 @@ def test_metrics_server_command_binds_loopback(tmp_path, settings, log_table, ka
         listening = subprocess.run(["ss", "-Htln", f"sport = :{port}"], capture_output=True, text=True).stdout
         assert [line.split()[3] for line in listening.splitlines()] == [f"127.0.0.1:{port}"]  # local address
     finally:
-        proc.terminate()
-        proc.wait(10)
+        stop_or_show_stacks(proc)
 
 
 def _answers(port: int) -> bool:
