@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
 from pathlib import Path
 
@@ -329,6 +330,10 @@ def cmd_metrics_server(args) -> int:
     host, bound = server.server_address[:2]
     print(f"serving http://{'[' + host + ']' if ':' in host else host}:{bound}/metrics and /metrics/prometheus",
           file=sys.stderr, flush=True)
+    # SIGTERM stops it (exit 0), even when the parent left SIGTERM ignored: Dagster maps SIGTERM to SIGINT's handler,
+    # and a process started in the background of a non-interactive shell ignores SIGINT, so its children inherited
+    # an ignored SIGTERM and this server could only be killed.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
@@ -336,6 +341,10 @@ def cmd_metrics_server(args) -> int:
     finally:
         server.server_close()
     return 0
+
+
+def _exit_on_signal(signum, frame) -> None:
+    raise SystemExit(0)
 
 
 def _dagster_runs(logs: list[str]) -> dict[str, dict]:

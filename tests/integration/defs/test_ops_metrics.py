@@ -146,9 +146,7 @@ def test_a_metrics_redis_that_does_not_answer_never_fails_a_run(settings, log_ta
 
 
 def stop_or_show_stacks(proc: subprocess.Popen, timeout: float = 60) -> None:
-    """SIGTERM, and fail with the process's thread stacks if it does not end within TIMEOUT. (Under `make test`,
-    coverage's SIGTERM handler first writes the process's data; once, in a full run, the server was not gone after
-    10 s and nothing showed why.)"""
+    """SIGTERM, and fail with the process's thread stacks if it does not end within TIMEOUT."""
     proc.terminate()
     try:
         proc.wait(timeout)
@@ -180,6 +178,24 @@ def test_metrics_server_command_binds_loopback(tmp_path, settings, log_table, ka
         assert [line.split()[3] for line in listening.splitlines()] == [f"127.0.0.1:{port}"]  # local address
     finally:
         stop_or_show_stacks(proc)
+
+
+def test_metrics_server_stops_on_sigterm_even_when_started_with_it_ignored(tmp_path, settings, log_table):
+    """A process inherits an ignored SIGTERM from its parent: Dagster maps SIGTERM to whatever SIGINT does, and a job
+    started in the background of a non-interactive shell ignores SIGINT, so every process such a Dagster process (or
+    this test session, after an in-process run) starts ignored SIGTERM, and `metrics-server` never stopped. It now
+    stops on SIGTERM, with exit code 0, whatever it inherited."""
+    port = _free_port()
+    conf = write_conf(tmp_path / "pseidon.edn", settings, **{"monitor-port": port})
+    exe = os.path.join(os.path.dirname(sys.executable), "pseidon-dagster")
+    proc = subprocess.Popen([exe, "metrics-server", "--config", str(conf)], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, env={**os.environ, "PYTHONFAULTHANDLER": "1"},
+                            preexec_fn=lambda: signal.signal(signal.SIGTERM, signal.SIG_IGN))
+    try:
+        assert wait_for(lambda: _answers(port), 30), proc.stdout.read1(10000) if proc.poll() is not None else ""
+    finally:
+        stop_or_show_stacks(proc, timeout=15)
+    assert proc.returncode == 0, proc.stdout.read().decode(errors="replace")
 
 
 def _answers(port: int) -> bool:
