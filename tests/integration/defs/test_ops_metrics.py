@@ -145,6 +145,18 @@ def test_a_metrics_redis_that_does_not_answer_never_fails_a_run(settings, log_ta
     assert any("metrics" in r.getMessage() and "not recorded" in r.getMessage() for r in caplog.records)
 
 
+def start_metrics_server(conf, port: int, **popen) -> subprocess.Popen:
+    """`pseidon-dagster metrics-server`, once it answers. PYTHONFAULTHANDLER: on a hang, stop_or_show_stacks's SIGABRT
+    makes it print every thread's stack."""
+    exe = os.path.join(os.path.dirname(sys.executable), "pseidon-dagster")
+    proc = subprocess.Popen([exe, "metrics-server", "--config", str(conf)], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, env={**os.environ, "PYTHONFAULTHANDLER": "1"}, **popen)
+    if not wait_for(lambda: _answers(port), 30):
+        stop_or_show_stacks(proc, timeout=15)
+        pytest.fail(f"metrics-server did not answer: {proc.stdout.read().decode(errors='replace')}")
+    return proc
+
+
 def stop_or_show_stacks(proc: subprocess.Popen, timeout: float = 60) -> None:
     """SIGTERM, and fail with the process's thread stacks if it does not end within TIMEOUT."""
     proc.terminate()
@@ -163,12 +175,8 @@ def test_metrics_server_command_binds_loopback(tmp_path, settings, log_table, ka
     ingest(settings, spec, store)
     port = _free_port()
     conf = write_conf(tmp_path / "pseidon.edn", settings, **{"monitor-port": port})
-    exe = os.path.join(os.path.dirname(sys.executable), "pseidon-dagster")
-    # PYTHONFAULTHANDLER: if it ever hangs on SIGTERM, SIGABRT makes it print every thread's stack (below).
-    proc = subprocess.Popen([exe, "metrics-server", "--config", str(conf)], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, env={**os.environ, "PYTHONFAULTHANDLER": "1"})
+    proc = start_metrics_server(conf, port)
     try:
-        assert wait_for(lambda: _answers(port), 30), proc.stdout.read1(10000) if proc.poll() is not None else ""
         page = json.loads(get(f"http://127.0.0.1:{port}/metrics")[2])
         assert page["logs"][topic]["totals"]["messages"] == 10 and page["logs"][topic]["lag-total"] == 0
         with pytest.raises(urllib.error.HTTPError) as e:
@@ -187,14 +195,8 @@ def test_metrics_server_stops_on_sigterm_even_when_started_with_it_ignored(tmp_p
     stops on SIGTERM, with exit code 0, whatever it inherited."""
     port = _free_port()
     conf = write_conf(tmp_path / "pseidon.edn", settings, **{"monitor-port": port})
-    exe = os.path.join(os.path.dirname(sys.executable), "pseidon-dagster")
-    proc = subprocess.Popen([exe, "metrics-server", "--config", str(conf)], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, env={**os.environ, "PYTHONFAULTHANDLER": "1"},
-                            preexec_fn=lambda: signal.signal(signal.SIGTERM, signal.SIG_IGN))
-    try:
-        assert wait_for(lambda: _answers(port), 30), proc.stdout.read1(10000) if proc.poll() is not None else ""
-    finally:
-        stop_or_show_stacks(proc, timeout=15)
+    proc = start_metrics_server(conf, port, preexec_fn=lambda: signal.signal(signal.SIGTERM, signal.SIG_IGN))
+    stop_or_show_stacks(proc, timeout=15)
     assert proc.returncode == 0, proc.stdout.read().decode(errors="replace")
 
 
